@@ -1,4 +1,16 @@
 //! Swaptacular "Circular Trade" service.
 //!
 //! One binary runs every role of the service: the solver, the per-shard workers and the admin
-//! API. See `README.md` for the architecture.
+//! API (see `README.md`). The modules follow the architecture:
+//!
+//! - [`cli`]: one subcommand per documented command; thin wrappers over the rest.
+//! - [`config`]: every setting, read and checked once at start-up.
+//! - [`db`]: the solver database and the worker (shard) databases, with their migrations.
+//! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
+//! - [`telemetry`]: logging in the reference's text and JSON formats.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod sharding;
+pub mod telemetry;

@@ -1,3 +1,5 @@
-fn main() {
-    println!("swpt-trade");
+//! The `swpt-trade` binary: parses the command line and runs one command.
+
+fn main() -> std::process::ExitCode {
+    swpt_trade::cli::main()
 }

@@ -1,0 +1,209 @@
+//! The subcommands and their options. Option names and short flags follow the reference's
+//! `flask swpt_trade …` commands; an omitted option falls back to its environment variable.
+
+use clap::{Args, Subcommand};
+
+use crate::db::Database;
+
+/// Every command of the service.
+#[derive(Debug, Subcommand)]
+#[command(rename_all = "snake_case")]
+pub enum Command {
+    /// Starts the solver server, which runs the trading turns. Run exactly one.
+    Solver,
+    /// Starts a worker server for one database shard (all its processes). Run exactly one per
+    /// worker database.
+    Worker,
+    /// Starts an admin API web server. Run as many as you like.
+    Webserver,
+    /// Initializes (migrates) the solver's and the worker's databases; safe to run again.
+    Configure(ConfigureArgs),
+    /// Blocks until both databases are at the latest migration known to this binary.
+    AwaitMigrations,
+    /// Starts only the processes that consume SMP messages from RabbitMQ.
+    ConsumeMessages(ConsumeArgs),
+    /// Sends every kind of outgoing message from the database to RabbitMQ.
+    FlushAll(FlushArgs),
+    /// Sends outgoing ConfigureAccount messages.
+    FlushConfigureAccounts(FlushArgs),
+    /// Sends outgoing PrepareTransfer messages.
+    FlushPrepareTransfers(FlushArgs),
+    /// Sends outgoing FinalizeTransfer messages.
+    FlushFinalizeTransfers(FlushArgs),
+    /// Sends outgoing FetchDebtorInfo messages.
+    FlushFetchDebtorInfos(FlushArgs),
+    /// Sends outgoing StoreDocument messages.
+    FlushStoreDocuments(FlushArgs),
+    /// Sends outgoing DiscoverDebtor messages.
+    FlushDiscoverDebtors(FlushArgs),
+    /// Sends outgoing ConfirmDebtor messages.
+    FlushConfirmDebtors(FlushArgs),
+    /// Sends outgoing ActivateCollector messages.
+    FlushActivateCollectors(FlushArgs),
+    /// Sends outgoing CandidateOffer messages.
+    FlushCandidateOffers(FlushArgs),
+    /// Sends outgoing NeededCollector messages.
+    FlushNeededCollectors(FlushArgs),
+    /// Sends outgoing ReviseAccountLock messages.
+    FlushReviseAccountLocks(FlushArgs),
+    /// Sends outgoing TriggerTransfer messages.
+    FlushTriggerTransfers(FlushArgs),
+    /// Sends outgoing AccountIdRequest messages.
+    FlushAccountIdRequests(FlushArgs),
+    /// Sends outgoing AccountIdResponse messages.
+    FlushAccountIdResponses(FlushArgs),
+    /// Starts processes that perform the scheduled HTTP fetches of debtor info documents.
+    FetchDebtorInfos(FetchArgs),
+    /// Starts processes that trigger the scheduled transfer attempts.
+    TriggerTransfers(PeriodicArgs),
+    /// Declares this worker's RabbitMQ queue and subscribes it to incoming messages.
+    Subscribe(BrokerArgs),
+    /// Unsubscribes this worker's RabbitMQ queue from incoming messages.
+    Unsubscribe(BrokerArgs),
+    /// Waits until this worker's RabbitMQ queue is empty, then deletes it.
+    DeleteQueue(QueueArgs),
+    /// Verifies that the worker database holds only records of this worker's shard.
+    VerifyShardContent,
+}
+
+impl Command {
+    /// The command's name, as typed on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Solver => "solver",
+            Self::Worker => "worker",
+            Self::Webserver => "webserver",
+            Self::Configure(_) => "configure",
+            Self::AwaitMigrations => "await_migrations",
+            Self::ConsumeMessages(_) => "consume_messages",
+            Self::FlushAll(_) => "flush_all",
+            Self::FlushConfigureAccounts(_) => "flush_configure_accounts",
+            Self::FlushPrepareTransfers(_) => "flush_prepare_transfers",
+            Self::FlushFinalizeTransfers(_) => "flush_finalize_transfers",
+            Self::FlushFetchDebtorInfos(_) => "flush_fetch_debtor_infos",
+            Self::FlushStoreDocuments(_) => "flush_store_documents",
+            Self::FlushDiscoverDebtors(_) => "flush_discover_debtors",
+            Self::FlushConfirmDebtors(_) => "flush_confirm_debtors",
+            Self::FlushActivateCollectors(_) => "flush_activate_collectors",
+            Self::FlushCandidateOffers(_) => "flush_candidate_offers",
+            Self::FlushNeededCollectors(_) => "flush_needed_collectors",
+            Self::FlushReviseAccountLocks(_) => "flush_revise_account_locks",
+            Self::FlushTriggerTransfers(_) => "flush_trigger_transfers",
+            Self::FlushAccountIdRequests(_) => "flush_account_id_requests",
+            Self::FlushAccountIdResponses(_) => "flush_account_id_responses",
+            Self::FetchDebtorInfos(_) => "fetch_debtor_infos",
+            Self::TriggerTransfers(_) => "trigger_transfers",
+            Self::Subscribe(_) => "subscribe",
+            Self::Unsubscribe(_) => "unsubscribe",
+            Self::DeleteQueue(_) => "delete_queue",
+            Self::VerifyShardContent => "verify_shard_content",
+        }
+    }
+}
+
+/// `configure [solver|worker]`.
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Initialize only this database (both when omitted).
+    #[arg(value_enum)]
+    pub database: Option<Database>,
+}
+
+/// Options of `consume_messages`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The RabbitMQ URL (PROTOCOL_BROKER_URL).
+    #[arg(short = 'u', long)]
+    pub url: Option<String>,
+    /// The queue to consume from (PROTOCOL_BROKER_QUEUE).
+    #[arg(short = 'q', long)]
+    pub queue: Option<String>,
+    /// Number of consumer processes (PROTOCOL_BROKER_PROCESSES); 0 means "not given".
+    #[arg(short = 'p', long)]
+    pub processes: Option<u32>,
+    /// Concurrent handlers per process (PROTOCOL_BROKER_THREADS).
+    #[arg(short = 't', long)]
+    pub threads: Option<u32>,
+    /// Prefetch size in bytes (PROTOCOL_BROKER_PREFETCH_SIZE).
+    #[arg(short = 's', long)]
+    pub prefetch_size: Option<u32>,
+    /// Prefetch count (PROTOCOL_BROKER_PREFETCH_COUNT).
+    #[arg(short = 'c', long)]
+    pub prefetch_count: Option<u16>,
+    /// Pause consuming periodically, so that the queue can be deleted safely.
+    #[arg(long)]
+    pub draining_mode: bool,
+}
+
+/// Options of `flush_all` and the `flush_*` commands.
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Number of flushing processes (FLUSH_PROCESSES); 0 makes the command idle.
+    #[arg(short = 'p', long)]
+    pub processes: Option<u32>,
+    /// Seconds between two flushes (FLUSH_PERIOD).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Flush once, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `fetch_debtor_infos`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Number of fetching processes (HTTP_FETCH_PROCESSES); 0 makes the command idle.
+    #[arg(short = 'p', long)]
+    pub processes: Option<u32>,
+    /// Parallel HTTP connections per process (HTTP_FETCH_CONNECTIONS).
+    #[arg(short = 'c', long)]
+    pub connections: Option<u32>,
+    /// Seconds to wait for a response (HTTP_FETCH_TIMEOUT).
+    #[arg(short = 't', long)]
+    pub timeout: Option<f64>,
+    /// Seconds between two queries for due fetches (HTTP_FETCH_PERIOD).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Run once, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `trigger_transfers`.
+#[derive(Debug, Args)]
+pub struct PeriodicArgs {
+    /// Number of processes (TRIGGER_TRANSFERS_PROCESSES); 0 makes the command idle.
+    #[arg(short = 'p', long)]
+    pub processes: Option<u32>,
+    /// Seconds between two queries (TRIGGER_TRANSFERS_PERIOD).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Run once, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `subscribe` and `unsubscribe`.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// The RabbitMQ URL (PROTOCOL_BROKER_URL).
+    #[arg(short = 'u', long)]
+    pub url: Option<String>,
+    /// The queue (PROTOCOL_BROKER_QUEUE).
+    #[arg(short = 'q', long)]
+    pub queue: Option<String>,
+    /// The binding key (PROTOCOL_BROKER_QUEUE_ROUTING_KEY).
+    #[arg(short = 'k', long)]
+    pub queue_routing_key: Option<String>,
+}
+
+/// Options of `delete_queue`.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The RabbitMQ URL (PROTOCOL_BROKER_URL).
+    #[arg(short = 'u', long)]
+    pub url: Option<String>,
+    /// The queue (PROTOCOL_BROKER_QUEUE).
+    #[arg(short = 'q', long)]
+    pub queue: Option<String>,
+}

@@ -1,0 +1,566 @@
+//! The service's settings, read once from the environment at start-up.
+//!
+//! Every variable of the reference is here with the same name, default and parsing rule
+//! (operations.md §4, worker.md §10); `.env.example` lists them with their meaning. A value
+//! that cannot be parsed, or that fails a start-up sanity check (operations.md §4.5), stops
+//! the command before any I/O.
+
+mod env;
+pub mod parse;
+mod scan;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use env::{ConfigError, EnvReader};
+pub use scan::{SCAN_TABLES, ScanSettings};
+
+use crate::sharding::ShardingRealm;
+
+/// Default `MIN_COLLECTOR_ID`.
+pub const DEFAULT_MIN_COLLECTOR_ID: &str = "0x0000010000000000";
+/// Default `MAX_COLLECTOR_ID`.
+pub const DEFAULT_MAX_COLLECTOR_ID: &str = "0x00000100000007ff";
+/// Default `WORKER_POSTGRES_URL`: a valid placeholder, so solver-only setups need not set it.
+pub const DEFAULT_WORKER_POSTGRES_URL: &str = "postgresql+psycopg://localhost/postgres";
+
+/// The outbox signal types with the variable that sets how many rows one flush batch takes,
+/// in the reference's flushing order (operations.md §3.5, §4.7).
+pub const SIGNAL_BURST_COUNT_VARS: [(&str, &str); 16] = [
+    (
+        "ConfigureAccountSignal",
+        "APP_FLUSH_CONFIGURE_ACCOUNTS_BURST_COUNT",
+    ),
+    (
+        "PrepareTransferSignal",
+        "APP_FLUSH_PREPARE_TRANSFERS_BURST_COUNT",
+    ),
+    (
+        "FinalizeTransferSignal",
+        "APP_FLUSH_FINALIZE_TRANSFERS_BURST_COUNT",
+    ),
+    (
+        "FetchDebtorInfoSignal",
+        "APP_FLUSH_FETCH_DEBTOR_INFO_BURST_COUNT",
+    ),
+    (
+        "StoreDocumentSignal",
+        "APP_FLUSH_STORE_DOCUMENT_BURST_COUNT",
+    ),
+    (
+        "DiscoverDebtorSignal",
+        "APP_FLUSH_DISCOVER_DEBTOR_BURST_COUNT",
+    ),
+    (
+        "ConfirmDebtorSignal",
+        "APP_FLUSH_CONFIRM_DEBTOR_BURST_COUNT",
+    ),
+    (
+        "ActivateCollectorSignal",
+        "APP_FLUSH_ACTIVATE_COLLECTOR_BURST_COUNT",
+    ),
+    (
+        "CandidateOfferSignal",
+        "APP_FLUSH_CANDIDATE_OFFER_BURST_COUNT",
+    ),
+    (
+        "NeededCollectorSignal",
+        "APP_FLUSH_NEEDED_COLLECTOR_BURST_COUNT",
+    ),
+    (
+        "ReviseAccountLockSignal",
+        "APP_FLUSH_REVISE_ACCOUNT_LOCK_BURST_COUNT",
+    ),
+    (
+        "TriggerTransferSignal",
+        "APP_FLUSH_TRIGGER_TRANSFER_BURST_COUNT",
+    ),
+    (
+        "AccountIdRequestSignal",
+        "APP_ACCOUNT_ID_REQUEST_BURST_COUNT",
+    ),
+    (
+        "AccountIdResponseSignal",
+        "APP_ACCOUNT_ID_RESPONSE_BURST_COUNT",
+    ),
+    ("StartSendingSignal", "APP_START_SENDING_BURST_COUNT"),
+    (
+        "StartDispatchingSignal",
+        "APP_START_DISPATCHING_BURST_COUNT",
+    ),
+];
+
+/// Database settings.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `SOLVER_POSTGRES_URL`, as a `postgresql://` URL; `None` when unset or empty.
+    pub solver_url: Option<String>,
+    /// `SOLVER_CLIENT_POOL_SIZE`: `None` when unset, `Some(0)` for no fixed limit.
+    pub solver_pool_size: Option<usize>,
+    /// `WORKER_POSTGRES_URL`, as a `postgresql://` URL.
+    pub worker_url: String,
+    /// The `pool_size` of `SQLALCHEMY_ENGINE_OPTIONS` (0 = no fixed limit).
+    pub engine_pool_size: usize,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs may hold passwords: never print them.
+        f.debug_struct("DatabaseConfig")
+            .field("solver_pool_size", &self.solver_pool_size)
+            .field("engine_pool_size", &self.engine_pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// RabbitMQ settings (`PROTOCOL_BROKER_*`).
+#[derive(Clone)]
+pub struct BrokerConfig {
+    /// `PROTOCOL_BROKER_URL`.
+    pub url: String,
+    /// `PROTOCOL_BROKER_QUEUE`.
+    pub queue: String,
+    /// `PROTOCOL_BROKER_QUEUE_ROUTING_KEY`, verbatim (also the binding key).
+    pub queue_routing_key: String,
+    /// `PROTOCOL_BROKER_PROCESSES` (0 = consume nothing).
+    pub processes: u32,
+    /// `PROTOCOL_BROKER_THREADS`.
+    pub threads: u32,
+    /// `PROTOCOL_BROKER_PREFETCH_SIZE` in bytes (0 = no limit).
+    pub prefetch_size: u32,
+    /// `PROTOCOL_BROKER_PREFETCH_COUNT`.
+    pub prefetch_count: u16,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("queue", &self.queue)
+            .field("queue_routing_key", &self.queue_routing_key)
+            .field("processes", &self.processes)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The solver's turn schedule and trading parameters.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// `TURN_PERIOD`.
+    pub period: Duration,
+    /// `TURN_PERIOD_OFFSET`.
+    pub period_offset: Duration,
+    /// `TURN_CHECK_INTERVAL`.
+    pub check_interval: Duration,
+    /// `TURN_PHASE1_DURATION`.
+    pub phase1_duration: Duration,
+    /// `TURN_PHASE2_DURATION`.
+    pub phase2_duration: Duration,
+    /// `BASE_DEBTOR_INFO_LOCATOR`.
+    pub base_debtor_info_locator: Option<String>,
+    /// `BASE_DEBTOR_ID`.
+    pub base_debtor_id: Option<i64>,
+    /// `MAX_DISTANCE_TO_BASE`.
+    pub max_distance_to_base: i16,
+    /// `MIN_TRADE_AMOUNT`.
+    pub min_trade_amount: i64,
+    /// `APP_TURN_MAX_COMMIT_PERIOD`.
+    pub max_commit_period: Duration,
+    /// `APP_TURN_PHASE_CUSHION_PERIOD`.
+    pub phase_cushion_period: Duration,
+    /// `APP_ROLL_WORKER_TURNS_WAIT`.
+    pub roll_worker_turns_wait: Duration,
+}
+
+/// Periodic worker processes: how many, and how often (operations.md §3.5–§3.8).
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// `FLUSH_PROCESSES`.
+    pub flush_processes: u32,
+    /// `FLUSH_PERIOD`.
+    pub flush_period: Duration,
+    /// `HTTP_FETCH_PROCESSES`.
+    pub http_fetch_processes: u32,
+    /// `HTTP_FETCH_PERIOD`.
+    pub http_fetch_period: Duration,
+    /// `HTTP_FETCH_CONNECTIONS`.
+    pub http_fetch_connections: u32,
+    /// `HTTP_FETCH_TIMEOUT`.
+    pub http_fetch_timeout: Duration,
+    /// `TRIGGER_TRANSFERS_PROCESSES`.
+    pub trigger_transfers_processes: u32,
+    /// `TRIGGER_TRANSFERS_PERIOD`.
+    pub trigger_transfers_period: Duration,
+    /// `HANDLE_PRISTINE_COLLECTORS_THREADS`.
+    pub handle_pristine_collectors_threads: u32,
+    /// `HANDLE_PRISTINE_COLLECTORS_PERIOD`.
+    pub handle_pristine_collectors_period: Duration,
+    /// `APP_HANDLE_PRISTINE_COLLECTORS_MAX_COUNT`.
+    pub handle_pristine_collectors_max_count: u32,
+    /// Rows per flush batch, by signal class name (`APP_*_BURST_COUNT`).
+    pub flush_burst_counts: BTreeMap<&'static str, u32>,
+    /// `APP_DEBTOR_INFO_FETCH_BURST_COUNT`.
+    pub debtor_info_fetch_burst_count: u32,
+    /// `APP_RESCHEDULED_TRANSFERS_BURST_COUNT`.
+    pub rescheduled_transfers_burst_count: u32,
+    /// `APP_VERIFY_SHARD_YIELD_PER`.
+    pub verify_shard_yield_per: u32,
+    /// `APP_VERIFY_SHARD_SLEEP_SECONDS`.
+    pub verify_shard_sleep: Duration,
+}
+
+/// Collector accounts, transfers and debtor info documents (worker.md §6–§8).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `MIN_COLLECTOR_ID`.
+    pub min_collector_id: i64,
+    /// `MAX_COLLECTOR_ID`.
+    pub max_collector_id: i64,
+    /// `DEFAULT_NUMBER_OF_COLLECTOR_ACCOUNTS`.
+    pub default_number_of_collector_accounts: u32,
+    /// `TRANSFERS_HEALTHY_MAX_COMMIT_DELAY`.
+    pub transfers_healthy_max_commit_delay: Duration,
+    /// `TRANSFERS_AMOUNT_CUT`.
+    pub transfers_amount_cut: f64,
+    /// `DELETE_PARENT_SHARD_RECORDS`.
+    pub delete_parent_shard_records: bool,
+    /// `APP_VERIFY_SSL_CERTS`.
+    pub verify_ssl_certs: bool,
+    /// `APP_INTEREST_RATE_HISTORY_PERIOD`.
+    pub interest_rate_history_period: Duration,
+    /// `APP_MIN_DEMURRAGE_RATE` (percent per year).
+    pub min_demurrage_rate: f64,
+    /// `APP_MIN_TRANSFER_NOTE_MAX_BYTES`.
+    pub min_transfer_note_max_bytes: u32,
+    /// `APP_ACCOUNT_LOCK_MAX_DAYS`.
+    pub account_lock_max_days: f64,
+    /// `APP_RELEASED_ACCOUNT_LOCK_MAX_DAYS`.
+    pub released_account_lock_max_days: f64,
+    /// `APP_LOCATOR_CLAIM_EXPIRY_DAYS`.
+    pub locator_claim_expiry_days: f64,
+    /// `APP_DEBTOR_INFO_EXPIRY_DAYS`.
+    pub debtor_info_expiry_days: f64,
+    /// `APP_EXTREME_MESSAGE_DELAY_DAYS`.
+    pub extreme_message_delay_days: f64,
+    /// `APP_MAX_HEARTBEAT_DELAY_DAYS`.
+    pub max_heartbeat_delay_days: f64,
+    /// `APP_WORKER_COLLECTING_SLACK_DAYS`.
+    pub collecting_slack_days: f64,
+    /// `APP_WORKER_SENDING_SLACK_DAYS`.
+    pub sending_slack_days: f64,
+    /// `APP_WORKER_DISPATCHING_SLACK_DAYS`.
+    pub dispatching_slack_days: f64,
+}
+
+/// The admin API.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `OAUTH2_INTROSPECT_URL`.
+    pub oauth2_introspect_url: Option<String>,
+    /// `OAUTH2_SUPERUSER_USERNAME`.
+    pub oauth2_superuser_username: String,
+    /// `OAUTH2_SUPERVISOR_USERNAME`.
+    pub oauth2_supervisor_username: String,
+    /// `APP_SUPERUSER_SUBJECT_REGEX` (empty: derived from the superuser's name).
+    pub superuser_subject_regex: String,
+    /// `APP_SUPERVISOR_SUBJECT_REGEX` (empty: derived from the supervisor's name).
+    pub supervisor_subject_regex: String,
+    /// `APP_CREDITOR_SUBJECT_REGEX`.
+    pub creditor_subject_regex: String,
+    /// `APP_ENABLE_CORS`.
+    pub enable_cors: bool,
+    /// `WEBSERVER_PROCESSES`.
+    pub processes: u32,
+    /// `WEBSERVER_THREADS`.
+    pub threads: u32,
+    /// `WEBSERVER_PORT`.
+    pub port: u16,
+    /// `API_TITLE`.
+    pub api_title: String,
+    /// `API_VERSION`.
+    pub api_version: String,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Databases.
+    pub db: DatabaseConfig,
+    /// RabbitMQ.
+    pub broker: BrokerConfig,
+    /// This worker's shard, from `PROTOCOL_BROKER_QUEUE_ROUTING_KEY`.
+    pub sharding_realm: ShardingRealm,
+    /// Turns.
+    pub turn: TurnConfig,
+    /// Periodic processes.
+    pub processes: ProcessConfig,
+    /// Worker business settings.
+    pub worker: WorkerConfig,
+    /// Table scanners, by table group (e.g. `TRADING_POLICIES`).
+    pub scans: BTreeMap<&'static str, ScanSettings>,
+    /// Admin API.
+    pub web: WebConfig,
+    /// `SETUP_RABBITMQ_BINDINGS` equals `yes`.
+    pub setup_rabbitmq_bindings: bool,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let lookup = |k: &str| std::env::var(k).ok();
+        Self::from_lookup(&lookup)
+    }
+
+    /// Reads the settings through `lookup` and runs the start-up sanity checks.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = EnvReader::new(lookup);
+        let broker = read_broker(&env)?;
+        let sharding_realm = ShardingRealm::parse(&broker.queue_routing_key).map_err(|r| {
+            ConfigError::new(
+                "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
+                &broker.queue_routing_key,
+                r,
+            )
+        })?;
+        let config = Self {
+            db: read_db(&env)?,
+            broker,
+            sharding_realm,
+            turn: read_turn(&env)?,
+            processes: read_processes(&env)?,
+            worker: read_worker(&env)?,
+            scans: scan::read_scans(&env)?,
+            web: read_web(&env)?,
+            setup_rabbitmq_bindings: env.raw("SETUP_RABBITMQ_BINDINGS").as_deref() == Some("yes"),
+        };
+        config.check_sanity(&env)?;
+        Ok(config)
+    }
+
+    /// The reference's start-up sanity checks (operations.md §4.5).
+    fn check_sanity(&self, env: &EnvReader<'_>) -> Result<(), ConfigError> {
+        let fail = |var: &str, default: &str, reason: &str| {
+            Err(ConfigError::new(var, &env.string(var, default), reason))
+        };
+        let w = &self.worker;
+        let (min, max) = (w.min_collector_id, w.max_collector_id);
+        if min == 0 || max == 0 || (min < 0) != (max < 0) || min > max {
+            let value = format!(
+                "{}..{}",
+                env.string("MIN_COLLECTOR_ID", DEFAULT_MIN_COLLECTOR_ID),
+                env.string("MAX_COLLECTOR_ID", DEFAULT_MAX_COLLECTOR_ID)
+            );
+            let reason = "Invalid values for MIN_COLLECTOR_ID and MAX_COLLECTOR_ID: they must be \
+                          non-zero, of the same sign, and MIN_COLLECTOR_ID <= MAX_COLLECTOR_ID";
+            return Err(ConfigError::new(
+                "MIN_COLLECTOR_ID/MAX_COLLECTOR_ID",
+                &value,
+                reason,
+            ));
+        }
+        if !(1e-10..=0.1).contains(&w.transfers_amount_cut) {
+            return fail(
+                "TRANSFERS_AMOUNT_CUT",
+                "1e-5",
+                "must be between 1e-10 and 0.1",
+            );
+        }
+        if self.sharding_realm.bits() > 16 {
+            return fail(
+                "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
+                "#",
+                "too many shards: at most 16 routing-key bits are allowed",
+            );
+        }
+        if self.turn.min_trade_amount < 10 {
+            return fail("MIN_TRADE_AMOUNT", "1000", "too small: must be at least 10");
+        }
+        if w.locator_claim_expiry_days < 30.0 {
+            return fail(
+                "APP_LOCATOR_CLAIM_EXPIRY_DAYS",
+                "45",
+                "too small: must be at least 30",
+            );
+        }
+        if w.debtor_info_expiry_days < 1.0 {
+            return fail(
+                "APP_DEBTOR_INFO_EXPIRY_DAYS",
+                "7",
+                "too small: must be at least 1",
+            );
+        }
+        if w.locator_claim_expiry_days < 5.0 * w.debtor_info_expiry_days {
+            return fail(
+                "APP_LOCATOR_CLAIM_EXPIRY_DAYS",
+                "45",
+                "too small: must be at least 5 times APP_DEBTOR_INFO_EXPIRY_DAYS",
+            );
+        }
+        if w.interest_rate_history_period < self.turn.max_commit_period {
+            return fail(
+                "APP_INTEREST_RATE_HISTORY_PERIOD",
+                "180d",
+                "must not be smaller than APP_TURN_MAX_COMMIT_PERIOD",
+            );
+        }
+        Ok(())
+    }
+
+    /// The solver database URL, or an error naming the variable when it is not set.
+    pub fn solver_url(&self) -> anyhow::Result<&str> {
+        self.db
+            .solver_url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("SOLVER_POSTGRES_URL is not set"))
+    }
+}
+
+fn read_db(env: &EnvReader<'_>) -> Result<DatabaseConfig, ConfigError> {
+    let solver_url = match env.raw("SOLVER_POSTGRES_URL") {
+        Some(v) if !v.is_empty() => Some(
+            parse::parse_db_url(&v).map_err(|r| ConfigError::new("SOLVER_POSTGRES_URL", &v, r))?,
+        ),
+        _ => None,
+    };
+    let worker_raw = env.string("WORKER_POSTGRES_URL", DEFAULT_WORKER_POSTGRES_URL);
+    let worker_url = parse::parse_db_url(&worker_raw)
+        .map_err(|r| ConfigError::new("WORKER_POSTGRES_URL", &worker_raw, r))?;
+    Ok(DatabaseConfig {
+        solver_url,
+        solver_pool_size: env.optional("SOLVER_CLIENT_POOL_SIZE", parse::parse_count)?,
+        worker_url,
+        engine_pool_size: env.parsed("SQLALCHEMY_ENGINE_OPTIONS", 0, parse_engine_pool_size)?,
+    })
+}
+
+/// Reads the `pool_size` of a `SQLALCHEMY_ENGINE_OPTIONS` JSON object (0 when absent).
+fn parse_engine_pool_size(s: &str) -> Result<usize, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|_| format!("Invalid JSON configuration value: {s}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("Invalid JSON configuration value: {s}"))?;
+    match obj.get("pool_size") {
+        None => Ok(0),
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| "pool_size must be a non-negative integer".into()),
+    }
+}
+
+fn read_broker(env: &EnvReader<'_>) -> Result<BrokerConfig, ConfigError> {
+    Ok(BrokerConfig {
+        url: env.parsed(
+            "PROTOCOL_BROKER_URL",
+            "amqp://guest:guest@localhost:5672".into(),
+            parse::parse_amqp_url,
+        )?,
+        queue: env.string("PROTOCOL_BROKER_QUEUE", "swpt_trade"),
+        queue_routing_key: env.string("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", "#"),
+        processes: env.count("PROTOCOL_BROKER_PROCESSES", 1)?,
+        threads: env.positive("PROTOCOL_BROKER_THREADS", 1)?,
+        prefetch_size: env.count("PROTOCOL_BROKER_PREFETCH_SIZE", 0)?,
+        prefetch_count: env.count("PROTOCOL_BROKER_PREFETCH_COUNT", 1)?,
+    })
+}
+
+fn read_turn(env: &EnvReader<'_>) -> Result<TurnConfig, ConfigError> {
+    Ok(TurnConfig {
+        period: env.duration("TURN_PERIOD", "1d")?,
+        period_offset: env.duration("TURN_PERIOD_OFFSET", "2h")?,
+        check_interval: env.duration("TURN_CHECK_INTERVAL", "60s")?,
+        phase1_duration: env.duration("TURN_PHASE1_DURATION", "10m")?,
+        phase2_duration: env.duration("TURN_PHASE2_DURATION", "1h")?,
+        base_debtor_info_locator: env.raw("BASE_DEBTOR_INFO_LOCATOR"),
+        base_debtor_id: env.optional("BASE_DEBTOR_ID", parse::parse_id)?,
+        max_distance_to_base: env.positive("MAX_DISTANCE_TO_BASE", 10)?,
+        min_trade_amount: env.parsed("MIN_TRADE_AMOUNT", 1000, parse::parse_int)?,
+        max_commit_period: env.duration("APP_TURN_MAX_COMMIT_PERIOD", "30d")?,
+        phase_cushion_period: env.duration("APP_TURN_PHASE_CUSHION_PERIOD", "5m")?,
+        roll_worker_turns_wait: env.seconds("APP_ROLL_WORKER_TURNS_WAIT", 60.0)?,
+    })
+}
+
+fn read_processes(env: &EnvReader<'_>) -> Result<ProcessConfig, ConfigError> {
+    let mut flush_burst_counts = BTreeMap::new();
+    for (signal, var) in SIGNAL_BURST_COUNT_VARS {
+        flush_burst_counts.insert(signal, env.positive(var, 10_000)?);
+    }
+    Ok(ProcessConfig {
+        flush_processes: env.count("FLUSH_PROCESSES", 1)?,
+        flush_period: env.seconds("FLUSH_PERIOD", 2.0)?,
+        http_fetch_processes: env.count("HTTP_FETCH_PROCESSES", 1)?,
+        http_fetch_period: env.seconds("HTTP_FETCH_PERIOD", 5.0)?,
+        http_fetch_connections: env.positive("HTTP_FETCH_CONNECTIONS", 100)?,
+        http_fetch_timeout: env.seconds("HTTP_FETCH_TIMEOUT", 10.0)?,
+        trigger_transfers_processes: env.count("TRIGGER_TRANSFERS_PROCESSES", 1)?,
+        trigger_transfers_period: env.seconds("TRIGGER_TRANSFERS_PERIOD", 5.0)?,
+        handle_pristine_collectors_threads: env.count("HANDLE_PRISTINE_COLLECTORS_THREADS", 1)?,
+        handle_pristine_collectors_period: env
+            .seconds("HANDLE_PRISTINE_COLLECTORS_PERIOD", 60.0)?,
+        handle_pristine_collectors_max_count: env
+            .positive("APP_HANDLE_PRISTINE_COLLECTORS_MAX_COUNT", 100_000)?,
+        flush_burst_counts,
+        debtor_info_fetch_burst_count: env.positive("APP_DEBTOR_INFO_FETCH_BURST_COUNT", 2000)?,
+        rescheduled_transfers_burst_count: env
+            .positive("APP_RESCHEDULED_TRANSFERS_BURST_COUNT", 5000)?,
+        verify_shard_yield_per: env.positive("APP_VERIFY_SHARD_YIELD_PER", 10_000)?,
+        verify_shard_sleep: env.seconds("APP_VERIFY_SHARD_SLEEP_SECONDS", 0.005)?,
+    })
+}
+
+fn read_worker(env: &EnvReader<'_>) -> Result<WorkerConfig, ConfigError> {
+    let id = |var: &str, default: &str| {
+        env.parsed(
+            var,
+            parse::parse_id(default).expect("valid default"),
+            parse::parse_id,
+        )
+    };
+    Ok(WorkerConfig {
+        min_collector_id: id("MIN_COLLECTOR_ID", DEFAULT_MIN_COLLECTOR_ID)?,
+        max_collector_id: id("MAX_COLLECTOR_ID", DEFAULT_MAX_COLLECTOR_ID)?,
+        default_number_of_collector_accounts: env
+            .positive("DEFAULT_NUMBER_OF_COLLECTOR_ACCOUNTS", 1)?,
+        transfers_healthy_max_commit_delay: env
+            .duration("TRANSFERS_HEALTHY_MAX_COMMIT_DELAY", "2h")?,
+        transfers_amount_cut: env.float("TRANSFERS_AMOUNT_CUT", 1e-5)?,
+        delete_parent_shard_records: env.bool("DELETE_PARENT_SHARD_RECORDS", false),
+        verify_ssl_certs: env.bool("APP_VERIFY_SSL_CERTS", true),
+        interest_rate_history_period: env.duration("APP_INTEREST_RATE_HISTORY_PERIOD", "180d")?,
+        min_demurrage_rate: env.float("APP_MIN_DEMURRAGE_RATE", -50.0)?,
+        min_transfer_note_max_bytes: env.count("APP_MIN_TRANSFER_NOTE_MAX_BYTES", 80)?,
+        account_lock_max_days: env.non_negative("APP_ACCOUNT_LOCK_MAX_DAYS", 365.0)?,
+        released_account_lock_max_days: env
+            .non_negative("APP_RELEASED_ACCOUNT_LOCK_MAX_DAYS", 30.0)?,
+        locator_claim_expiry_days: env.non_negative("APP_LOCATOR_CLAIM_EXPIRY_DAYS", 45.0)?,
+        debtor_info_expiry_days: env.non_negative("APP_DEBTOR_INFO_EXPIRY_DAYS", 7.0)?,
+        extreme_message_delay_days: env.non_negative("APP_EXTREME_MESSAGE_DELAY_DAYS", 7.0)?,
+        max_heartbeat_delay_days: env.non_negative("APP_MAX_HEARTBEAT_DELAY_DAYS", 365.0)?,
+        collecting_slack_days: env.non_negative("APP_WORKER_COLLECTING_SLACK_DAYS", 60.0)?,
+        sending_slack_days: env.non_negative("APP_WORKER_SENDING_SLACK_DAYS", 150.0)?,
+        dispatching_slack_days: env.non_negative("APP_WORKER_DISPATCHING_SLACK_DAYS", 180.0)?,
+    })
+}
+
+fn read_web(env: &EnvReader<'_>) -> Result<WebConfig, ConfigError> {
+    Ok(WebConfig {
+        oauth2_introspect_url: env.raw("OAUTH2_INTROSPECT_URL").filter(|s| !s.is_empty()),
+        oauth2_superuser_username: env.string("OAUTH2_SUPERUSER_USERNAME", "creditors-superuser"),
+        oauth2_supervisor_username: env
+            .string("OAUTH2_SUPERVISOR_USERNAME", "creditors-supervisor"),
+        superuser_subject_regex: env.string("APP_SUPERUSER_SUBJECT_REGEX", ""),
+        supervisor_subject_regex: env.string("APP_SUPERVISOR_SUBJECT_REGEX", ""),
+        creditor_subject_regex: env.string("APP_CREDITOR_SUBJECT_REGEX", "^creditors:([0-9]+)$"),
+        enable_cors: env.bool("APP_ENABLE_CORS", false),
+        processes: env.positive("WEBSERVER_PROCESSES", 1)?,
+        threads: env.positive("WEBSERVER_THREADS", 3)?,
+        port: env.count("WEBSERVER_PORT", 8080)?,
+        api_title: env.string("API_TITLE", "Trade API"),
+        api_version: env.string("API_VERSION", "v1"),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::parse::*;
+use super::*;
+
+fn config_with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |k: &str| map.get(k).cloned();
+    Config::from_lookup(&lookup)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+#[test]
+fn durations_follow_the_reference_syntax() {
+    assert_eq!(parse_duration("1d").unwrap(), secs(86_400.0));
+    assert_eq!(parse_duration("2.5h").unwrap(), secs(9000.0));
+    assert_eq!(parse_duration("60s").unwrap(), secs(60.0));
+    assert_eq!(parse_duration("20").unwrap(), secs(20.0));
+    assert_eq!(parse_duration(".5d").unwrap(), secs(43_200.0));
+    assert_eq!(parse_duration("1.d").unwrap(), secs(86_400.0));
+    assert_eq!(parse_duration("1e2s").unwrap(), secs(100.0));
+    assert_eq!(parse_duration("5e-1h").unwrap(), secs(1800.0));
+    assert_eq!(parse_duration("+5m").unwrap(), secs(300.0));
+    assert_eq!(parse_duration("2w").unwrap(), secs(14.0 * 86_400.0));
+    assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    assert_eq!(parse_duration("10m  ").unwrap(), secs(600.0));
+    assert_eq!(parse_duration("10m\n").unwrap(), secs(600.0));
+    assert_eq!(parse_duration("0.0000004").unwrap(), Duration::ZERO);
+    assert_eq!(
+        parse_duration("0.0000006").unwrap(),
+        Duration::from_micros(1)
+    );
+    for bad in [
+        " 1", "1 m", "1M", "", "-1s", "1e", "1.2.3", "m", "1x", "1mm", "inf", "1e400",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+    }
+    assert_eq!(
+        parse_duration("1 m").unwrap_err(),
+        "invalid time interval: 1 m"
+    );
+}
+
+#[test]
+fn ids_follow_python_integer_literals() {
+    assert_eq!(parse_id("4294967296").unwrap(), 4_294_967_296);
+    assert_eq!(parse_id("0x100000000").unwrap(), 4_294_967_296);
+    assert_eq!(parse_id("0X1_0").unwrap(), 16);
+    assert_eq!(parse_id("0x_ff").unwrap(), 255);
+    assert_eq!(parse_id("0o17").unwrap(), 15);
+    assert_eq!(parse_id("0b101").unwrap(), 5);
+    assert_eq!(parse_id("1_000").unwrap(), 1000);
+    assert_eq!(parse_id(" 42 ").unwrap(), 42);
+    assert_eq!(parse_id("-5").unwrap(), -5);
+    assert_eq!(parse_id("+5").unwrap(), 5);
+    assert_eq!(parse_id("0").unwrap(), 0);
+    assert_eq!(parse_id("00").unwrap(), 0);
+    assert_eq!(parse_id("True").unwrap(), 1);
+    assert_eq!(parse_id("False").unwrap(), 0);
+    assert_eq!(parse_id("0x7fffffffffffffff").unwrap(), i64::MAX);
+    assert_eq!(parse_id("0x8000000000000000").unwrap(), i64::MIN);
+    assert_eq!(parse_id("0xffffffffffffffff").unwrap(), -1);
+    assert_eq!(parse_id("18446744073709551615").unwrap(), -1);
+    assert_eq!(parse_id("-9223372036854775808").unwrap(), i64::MIN);
+    for bad in [
+        "0x10000000000000000",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1.5",
+        "",
+        "abc",
+        "010",
+        "1__0",
+        "_1",
+        "1_",
+        "0x",
+        "0xg",
+        "true",
+        "- 5",
+    ] {
+        assert!(parse_id(bad).is_err(), "{bad:?} should be rejected");
+    }
+    assert_eq!(
+        parse_id("1.5").unwrap_err(),
+        "Invalid creditor/debtor ID: 1.5"
+    );
+}
+
+#[test]
+fn integers_floats_and_booleans_follow_python() {
+    assert_eq!(parse_int(" 12 ").unwrap(), 12);
+    assert_eq!(parse_int("-3").unwrap(), -3);
+    assert_eq!(parse_int("1_000").unwrap(), 1000);
+    assert_eq!(parse_int("010").unwrap(), 10);
+    for bad in ["1.5", "0x10", "", "1e3", "1__0", "12a"] {
+        assert!(parse_int(bad).is_err(), "{bad:?} should be rejected");
+    }
+    assert_eq!(parse_count::<u32>("7").unwrap(), 7);
+    assert!(parse_count::<u32>("-1").is_err());
+    assert!(parse_count::<u16>("70000").is_err());
+
+    assert_eq!(parse_float("1e-5").unwrap(), 1e-5);
+    assert_eq!(parse_float(" 2 ").unwrap(), 2.0);
+    assert_eq!(parse_float("1_0.5").unwrap(), 10.5);
+    assert!(parse_float("inf").unwrap().is_infinite());
+    assert!(parse_float("NaN").unwrap().is_nan());
+    for bad in ["", "2s", "1,5", "0x10", "e5"] {
+        assert!(parse_float(bad).is_err(), "{bad:?} should be rejected");
+    }
+    assert!(parse_float_min("inf", 0.0).is_err());
+    assert!(parse_float_min("-1", 0.0).is_err());
+    assert_eq!(parse_seconds("1.5").unwrap(), secs(1.5));
+    assert!(parse_seconds("2s").is_err());
+
+    for falsy in ["false", "FALSE", "Off", "no", ""] {
+        assert!(!parse_bool(falsy), "{falsy:?} is false");
+    }
+    for truthy in ["true", "0", "yes", "1", "whatever"] {
+        assert!(parse_bool(truthy), "{truthy:?} is true");
+    }
+}
+
+#[test]
+fn database_urls_accept_the_reference_form() {
+    assert_eq!(
+        parse_db_url("postgresql+psycopg://u:p@localhost:5435/test").unwrap(),
+        "postgresql://u:p@localhost:5435/test"
+    );
+    assert_eq!(
+        parse_db_url("postgres://h/db").unwrap(),
+        "postgresql://h/db"
+    );
+    assert_eq!(
+        parse_db_url("postgresql://h/db").unwrap(),
+        "postgresql://h/db"
+    );
+    assert!(parse_db_url("mysql://h/db").is_err());
+    assert!(parse_db_url("localhost:5432").is_err());
+    assert!(parse_db_url("").is_err());
+    assert!(parse_amqp_url("amqp://guest:guest@localhost:5672").is_ok());
+    assert!(parse_amqp_url("http://localhost").is_err());
+    assert!(parse_amqp_url("INVALID").is_err());
+}
+
+#[test]
+fn defaults_match_the_reference() {
+    let c = config_with(&[]).unwrap();
+    assert_eq!(c.worker.min_collector_id, 0x0000_0100_0000_0000);
+    assert_eq!(c.worker.max_collector_id, 0x0000_0100_0000_07ff);
+    assert_eq!(c.turn.period, secs(86_400.0));
+    assert_eq!(c.turn.period_offset, secs(7200.0));
+    assert_eq!(c.turn.check_interval, secs(60.0));
+    assert_eq!(c.turn.phase1_duration, secs(600.0));
+    assert_eq!(c.turn.phase2_duration, secs(3600.0));
+    assert_eq!(c.turn.max_distance_to_base, 10);
+    assert_eq!(c.turn.min_trade_amount, 1000);
+    assert_eq!(c.worker.transfers_amount_cut, 1e-5);
+    assert_eq!(c.worker.transfers_healthy_max_commit_delay, secs(7200.0));
+    assert_eq!(c.broker.url, "amqp://guest:guest@localhost:5672");
+    assert_eq!(c.broker.queue, "swpt_trade");
+    assert_eq!(c.broker.queue_routing_key, "#");
+    assert_eq!((c.broker.processes, c.broker.threads), (1, 1));
+    assert_eq!((c.broker.prefetch_count, c.broker.prefetch_size), (1, 0));
+    assert_eq!(c.processes.flush_period, secs(2.0));
+    assert_eq!(c.processes.http_fetch_connections, 100);
+    assert_eq!(c.processes.flush_burst_counts.len(), 16);
+    assert!(
+        c.processes
+            .flush_burst_counts
+            .values()
+            .all(|&n| n == 10_000)
+    );
+    assert_eq!(c.scans.len(), 15);
+    assert_eq!(c.scans["WORKER_SENDINGS"].days, 1.0);
+    assert_eq!(c.db.solver_url, None);
+    assert_eq!(c.db.worker_url, "postgresql://localhost/postgres");
+    assert_eq!(c.web.port, 8080);
+    assert!(!c.setup_rabbitmq_bindings);
+    assert!(!c.worker.delete_parent_shard_records);
+}
+
+#[test]
+fn settings_are_read_from_the_environment() {
+    let c = config_with(&[
+        ("TURN_PERIOD", "2.5h"),
+        ("MIN_COLLECTOR_ID", "0xffffffffffffff00"),
+        ("MAX_COLLECTOR_ID", "-1"),
+        ("BASE_DEBTOR_ID", "666"),
+        (
+            "SOLVER_POSTGRES_URL",
+            "postgresql+psycopg://s:s@localhost:5435/test",
+        ),
+        ("SOLVER_CLIENT_POOL_SIZE", "0"),
+        ("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", "0.1.#"),
+        ("APP_INTEREST_RATE_CHANGES_SCAN_DAYS", "3"),
+        ("APP_FLUSH_PREPARE_TRANSFERS_BURST_COUNT", "5"),
+        ("SETUP_RABBITMQ_BINDINGS", "yes"),
+        ("DELETE_PARENT_SHARD_RECORDS", "0"),
+    ])
+    .unwrap();
+    assert_eq!(c.turn.period, secs(9000.0));
+    assert_eq!(
+        (c.worker.min_collector_id, c.worker.max_collector_id),
+        (-256, -1)
+    );
+    assert_eq!(c.turn.base_debtor_id, Some(666));
+    assert_eq!(
+        c.db.solver_url.as_deref(),
+        Some("postgresql://s:s@localhost:5435/test")
+    );
+    assert_eq!(c.db.solver_pool_size, Some(0));
+    assert_eq!(c.sharding_realm.bits(), 2);
+    assert_eq!(c.scans["INTEREST_RATE_CHANGES"].days, 3.0);
+    assert_eq!(c.processes.flush_burst_counts["PrepareTransferSignal"], 5);
+    assert!(c.setup_rabbitmq_bindings);
+    assert!(
+        c.worker.delete_parent_shard_records,
+        "the reference treats \"0\" as true"
+    );
+}
+
+#[test]
+fn bad_values_name_the_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("TURN_PERIOD", "1 m")], "TURN_PERIOD"),
+        (
+            &[("MIN_COLLECTOR_ID", "-1"), ("MAX_COLLECTOR_ID", "5")],
+            "MIN_COLLECTOR_ID",
+        ),
+        (
+            &[("MIN_COLLECTOR_ID", "10"), ("MAX_COLLECTOR_ID", "5")],
+            "MAX_COLLECTOR_ID",
+        ),
+        (&[("MIN_COLLECTOR_ID", "0")], "MIN_COLLECTOR_ID"),
+        (
+            &[("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", "0.1")],
+            "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
+        ),
+        (
+            &[(
+                "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
+                "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.#",
+            )],
+            "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
+        ),
+        (&[("TRANSFERS_AMOUNT_CUT", "0.5")], "TRANSFERS_AMOUNT_CUT"),
+        (&[("TRANSFERS_AMOUNT_CUT", "1e-11")], "TRANSFERS_AMOUNT_CUT"),
+        (&[("MIN_TRADE_AMOUNT", "9")], "MIN_TRADE_AMOUNT"),
+        (
+            &[("APP_LOCATOR_CLAIM_EXPIRY_DAYS", "29")],
+            "APP_LOCATOR_CLAIM_EXPIRY_DAYS",
+        ),
+        (
+            &[("APP_DEBTOR_INFO_EXPIRY_DAYS", "0.5")],
+            "APP_DEBTOR_INFO_EXPIRY_DAYS",
+        ),
+        (
+            &[("APP_DEBTOR_INFO_EXPIRY_DAYS", "10")],
+            "APP_LOCATOR_CLAIM_EXPIRY_DAYS",
+        ),
+        (
+            &[("APP_INTEREST_RATE_HISTORY_PERIOD", "29d")],
+            "APP_INTEREST_RATE_HISTORY_PERIOD",
+        ),
+        (
+            &[("APP_INTEREST_RATE_CHANGES_SCAN_DAYS", "1.5")],
+            "APP_INTEREST_RATE_CHANGES_SCAN_DAYS",
+        ),
+        (&[("FLUSH_PERIOD", "2s")], "FLUSH_PERIOD"),
+        (
+            &[("PROTOCOL_BROKER_THREADS", "0")],
+            "PROTOCOL_BROKER_THREADS",
+        ),
+        (
+            &[("PROTOCOL_BROKER_PREFETCH_COUNT", "70000")],
+            "PROTOCOL_BROKER_PREFETCH_COUNT",
+        ),
+        (
+            &[("SOLVER_POSTGRES_URL", "mysql://x/y")],
+            "SOLVER_POSTGRES_URL",
+        ),
+        (
+            &[("WORKER_POSTGRES_URL", "nonsense")],
+            "WORKER_POSTGRES_URL",
+        ),
+        (&[("PROTOCOL_BROKER_URL", "INVALID")], "PROTOCOL_BROKER_URL"),
+        (&[("BASE_DEBTOR_ID", "1.5")], "BASE_DEBTOR_ID"),
+        (
+            &[("SQLALCHEMY_ENGINE_OPTIONS", "{bad")],
+            "SQLALCHEMY_ENGINE_OPTIONS",
+        ),
+        (&[("WEBSERVER_PORT", "70000")], "WEBSERVER_PORT"),
+    ];
+    for (vars, var) in cases {
+        let err = config_with(vars).expect_err(&format!("{vars:?} should be rejected"));
+        let line = err.to_string();
+        assert!(line.contains(var), "{line:?} should name {var}");
+        assert!(!line.contains('\n'), "{line:?} should be one line");
+        if let [(v, value)] = vars
+            && v == var
+        {
+            assert!(err.var.contains(v), "{line:?}");
+            assert!(err.value.contains(value), "{line:?}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests against the real PostgreSQL and RabbitMQ servers (one test binary).
+
+mod cli;
+mod configure;
+mod helpers;
+mod schema;
+mod util;

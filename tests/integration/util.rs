@@ -1,0 +1,182 @@
+//! Per-test resources on the real servers: a fresh PostgreSQL database and a fresh RabbitMQ
+//! virtual host, each removed when the test ends, so tests run in parallel.
+//!
+//! `TEST_DATABASE_URL` (default `postgresql://postgres@127.0.0.1:5432/postgres`) names a
+//! database to connect to for creating the others; `TEST_AMQP_HOST` and `TEST_RABBITMQ_API`
+//! (defaults `127.0.0.1:5672` and `http://127.0.0.1:15672/api`) name the broker, whose
+//! management plugin creates the virtual hosts.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use swpt_trade::db::{Database, migrate};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A name that no other test, in this process or another, uses at the same time.
+fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_p{}_{n}", std::process::id())
+}
+
+/// Runs `f` to completion on a fresh runtime in its own thread (usable from `Drop`).
+fn block_on_thread<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f);
+    })
+    .join();
+}
+
+async fn admin_execute(sql: String) -> anyhow::Result<()> {
+    let mut conn = AsyncPgConnection::establish(&admin_url()).await?;
+    diesel::sql_query(sql).execute(&mut conn).await?;
+    Ok(())
+}
+
+/// A database of its own for one test, dropped at the end of the test.
+pub struct TestDb {
+    /// The database's name.
+    pub name: String,
+    /// A `postgresql://` URL of the database.
+    pub url: String,
+}
+
+impl TestDb {
+    /// A new, empty database.
+    pub async fn empty() -> Self {
+        sweep_leftovers().await;
+        let name = unique_name("swpt_test");
+        admin_execute(format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create a test database");
+        let mut url = url::Url::parse(&admin_url()).unwrap();
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.into(),
+        }
+    }
+
+    /// A new database with the migrations of `db` applied.
+    pub async fn migrated(db: Database) -> Self {
+        let test_db = Self::empty().await;
+        migrate::migrate(db, &test_db.url)
+            .await
+            .expect("migrate the test database");
+        test_db
+    }
+
+    /// A connection to the database.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        block_on_thread(async move {
+            let _ = admin_execute(sql).await;
+        });
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    datname: String,
+}
+
+/// Drops test databases left behind by test processes that no longer run (once per process).
+async fn sweep_leftovers() {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let Ok(mut conn) = AsyncPgConnection::establish(&admin_url()).await else { return };
+            let names: Vec<DbName> = diesel::sql_query(
+                "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'swpt\\_test\\_p%'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap_or_default();
+            for DbName { datname } in names {
+                let pid = datname.split('_').nth(2).and_then(|p| p.strip_prefix('p'));
+                let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+                if !alive {
+                    let sql = format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)");
+                    let _ = diesel::sql_query(sql).execute(&mut conn).await;
+                }
+            }
+        })
+        .await;
+}
+
+/// A RabbitMQ virtual host of its own for one test, deleted at the end of the test. Exchange
+/// and queue names are fixed by the protocol, so isolation comes from the virtual host.
+pub struct TestBroker {
+    /// The virtual host's name.
+    pub vhost: String,
+    /// An `amqp://` URL of the virtual host.
+    pub url: String,
+}
+
+fn rabbitmq_api() -> String {
+    std::env::var("TEST_RABBITMQ_API").unwrap_or_else(|_| "http://127.0.0.1:15672/api".into())
+}
+
+async fn rabbitmq_api_call(method: reqwest::Method, path: String, body: Option<serde_json::Value>) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method, format!("{}{path}", rabbitmq_api()))
+        .basic_auth("guest", Some("guest"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .expect("reach the RabbitMQ management API");
+    assert!(
+        response.status().is_success(),
+        "RabbitMQ API {path}: {}",
+        response.status()
+    );
+}
+
+impl TestBroker {
+    /// A new virtual host that the `guest` user may use fully.
+    pub async fn new() -> Self {
+        let vhost = unique_name("swpt_test");
+        rabbitmq_api_call(reqwest::Method::PUT, format!("/vhosts/{vhost}"), None).await;
+        let permissions = serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"});
+        rabbitmq_api_call(
+            reqwest::Method::PUT,
+            format!("/permissions/{vhost}/guest"),
+            Some(permissions),
+        )
+        .await;
+        let host = std::env::var("TEST_AMQP_HOST").unwrap_or_else(|_| "127.0.0.1:5672".into());
+        let url = format!("amqp://guest:guest@{host}/{vhost}");
+        Self { vhost, url }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let path = format!("/vhosts/{}", self.vhost);
+        block_on_thread(async move {
+            rabbitmq_api_call(reqwest::Method::DELETE, path, None).await;
+        });
+    }
+}
