@@ -311,3 +311,46 @@ fn bad_values_name_the_variable() {
         }
     }
 }
+
+/// The variables of `.env.example` with their values, and whether the line is commented out
+/// (an example rather than the default).
+fn env_example() -> Vec<(String, String, bool)> {
+    let text = include_str!("../../.env.example");
+    let is_name = |k: &str| {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (commented, line) = match l.strip_prefix('#') {
+                Some(rest) => (true, rest),
+                None => (false, l),
+            };
+            let (k, v) = line.split_once('=')?;
+            is_name(k).then(|| (k.to_string(), v.to_string(), commented))
+        })
+        .collect()
+}
+
+#[test]
+fn env_example_lists_every_variable_with_its_default() {
+    let asked = std::cell::RefCell::new(Vec::new());
+    let lookup = |k: &str| {
+        asked.borrow_mut().push(k.to_string());
+        None
+    };
+    Config::from_lookup(&lookup).unwrap();
+    crate::telemetry::LogSettings::from_lookup(&lookup).unwrap();
+    let example = env_example();
+    for var in asked.borrow().iter() {
+        assert!(example.iter().any(|(k, _, _)| k == var), "{var} is missing from .env.example");
+    }
+    // Uncommented values are the defaults (SOLVER_POSTGRES_URL has none: it is an example).
+    let defaults: Vec<(String, String)> = example
+        .into_iter()
+        .filter(|(k, _, commented)| !commented && k != "SOLVER_POSTGRES_URL")
+        .map(|(k, v, _)| (k, v))
+        .collect();
+    let lookup = |k: &str| defaults.iter().find(|(v, _)| v == k).map(|(_, value)| value.clone());
+    let documented = Config::from_lookup(&lookup).unwrap();
+    assert_eq!(format!("{documented:?}"), format!("{:?}", config_with(&[]).unwrap()));
+}

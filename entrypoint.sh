@@ -1,0 +1,41 @@
+#!/bin/sh
+# The container's entrypoint: the reference's contract (operations.md §2). The documented
+# commands run the swpt-trade binary; anything else is executed verbatim (e.g. `sh`, `psql`).
+set -e
+
+# Development: replace "localhost" (after "//" or "@") by the Docker host's address in each
+# variable named in $SUBSTITUTE_LOCALHOST_IN_VARS.
+if [ -n "$SUBSTITUTE_LOCALHOST_IN_VARS" ]; then
+    host_ip=$(ip route show | awk '/default/ {print $3}')
+    for envvar_name in $SUBSTITUTE_LOCALHOST_IN_VARS; do
+        eval envvar_value=\$$envvar_name
+        if [ -n "$envvar_value" ]; then
+            new_value=$(echo "$envvar_value" | sed -E "s/(.*@|.*\/\/)localhost\b/\1$host_ip/")
+            export "$envvar_name=$new_value"
+        fi
+    done
+fi
+
+case "$1" in
+    configure)
+        # `configure` retries an unreachable database itself (1, 2, 4, 8, 16 s), then declares
+        # the RabbitMQ objects when SETUP_RABBITMQ_BINDINGS=yes.
+        if [ -n "$2" ]; then
+            exec swpt-trade configure "$2"
+        fi
+        exec swpt-trade configure
+        ;;
+    solver | worker | webserver | await_migrations | consume_messages \
+        | flush_all | flush_configure_accounts | flush_prepare_transfers \
+        | flush_finalize_transfers | flush_fetch_debtor_infos | flush_store_documents \
+        | flush_discover_debtors | flush_confirm_debtors | flush_activate_collectors \
+        | flush_candidate_offers | flush_needed_collectors | flush_revise_account_locks \
+        | flush_trigger_transfers | flush_account_id_requests | flush_account_id_responses \
+        | fetch_debtor_infos | trigger_transfers | subscribe | unsubscribe | delete_queue \
+        | verify_shard_content | solve_offline)
+        exec swpt-trade "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
