@@ -9,6 +9,7 @@
 //! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod db;

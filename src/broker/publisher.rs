@@ -1,0 +1,1 @@
+//! Publishing batches of messages with publisher confirms.
