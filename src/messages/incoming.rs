@@ -11,11 +11,9 @@ use super::internal_turns::{
     StartSending, TriggerTransfer,
 };
 use super::routing::{ShardingKey, ShardingRealm};
-use super::smp_in::{
-    AccountPurge, AccountTransfer, AccountUpdate, FinalizedTransfer, PreparedTransfer,
-    RejectedConfig, RejectedTransfer,
-};
+use super::smp_in::{AccountPurge, AccountTransfer, AccountUpdate, RejectedConfig};
 use super::smp_out::{ConfigureAccount, FinalizeTransfer, PrepareTransfer};
+use super::smp_transfers::{FinalizedTransfer, PreparedTransfer, RejectedTransfer};
 use super::validate::ValidationErrors;
 use super::{Decode, Encode};
 

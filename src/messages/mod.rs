@@ -16,9 +16,11 @@ mod internal_debtors;
 mod internal_turns;
 mod json;
 mod outgoing;
+mod pyvalues;
 mod routing;
 mod smp_in;
 mod smp_out;
+mod smp_transfers;
 mod time;
 mod validate;
 
@@ -43,11 +45,9 @@ pub use routing::{
     InvalidRoutingKey, ShardingKey, ShardingRealm, bin_routing_key, bin_routing_key_of_ids,
     hex_routing_key, i16_hash, ids_digest, str_routing_key,
 };
-pub use smp_in::{
-    AccountPurge, AccountTransfer, AccountUpdate, FinalizedTransfer, PreparedTransfer,
-    RejectedConfig, RejectedTransfer,
-};
+pub use smp_in::{AccountPurge, AccountTransfer, AccountUpdate, RejectedConfig};
 pub use smp_out::{AGENT_COORDINATOR_TYPE, ConfigureAccount, FinalizeTransfer, PrepareTransfer};
+pub use smp_transfers::{FinalizedTransfer, PreparedTransfer, RejectedTransfer};
 pub use time::{format_date, format_datetime, parse_date, parse_datetime};
 pub use validate::{FieldError, ValidationErrors};
 
