@@ -98,13 +98,13 @@ pub struct ShardingRealm {
     /// Number of fixed leading bits (0 for `#`).
     bits: u32,
     /// Mask over the first 32 digest bits.
-    pub realm_mask: u32,
+    realm_mask: u32,
     /// Required value of the masked bits.
-    pub realm: u32,
+    realm: u32,
     /// Mask of the parent realm (the same realm with its last bit dropped).
-    pub parent_realm_mask: u32,
+    parent_realm_mask: u32,
     /// Required value of the parent-masked bits.
-    pub parent_realm: u32,
+    parent_realm: u32,
 }
 
 impl ShardingRealm {
@@ -116,6 +116,16 @@ impl ShardingRealm {
         parent_realm_mask: 0,
         parent_realm: 0,
     };
+
+    /// The mask over the first 32 bits of a key's MD5 digest (`0xc0000000` for `0.1.#`).
+    pub fn realm_mask(&self) -> u32 {
+        self.realm_mask
+    }
+
+    /// The value the masked bits must have (`0x40000000` for `0.1.#`).
+    pub fn realm(&self) -> u32 {
+        self.realm
+    }
 
     /// Number of fixed leading bits. The reference's start-up check allows at most 16
     /// (`realm_mask & 0xffff == 0`); that check belongs to the configuration layer.
