@@ -6,6 +6,8 @@
 //! - [`cli`]: one subcommand per documented command; thin wrappers over the rest.
 //! - [`config`]: every setting, read and checked once at start-up.
 //! - [`db`]: the solver database and the worker (shard) databases, with their migrations.
+//! - [`messages`]: every SMP message, validated and serialized as the reference does.
+//! - [`broker`]: RabbitMQ topology and publishing.
 //! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
@@ -13,5 +15,6 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod messages;
 pub mod sharding;
 pub mod telemetry;

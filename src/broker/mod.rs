@@ -22,7 +22,9 @@ pub const CA_LOOPBACK_FILTER: &str = "ca.loopback_filter";
 pub async fn connect(url: &str) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("swpt-trade pid {}", std::process::id()).into());
-    Connection::connect(url, properties).await.context("cannot connect to RabbitMQ")
+    Connection::connect(url, properties)
+        .await
+        .context("cannot connect to RabbitMQ")
 }
 
 /// Opens a connection, retrying with exponential back-off (1 s doubling up to `max_pause`)

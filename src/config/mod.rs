@@ -315,11 +315,11 @@ impl Config {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = EnvReader::new(lookup);
         let broker = read_broker(&env)?;
-        let sharding_realm = ShardingRealm::parse(&broker.queue_routing_key).map_err(|r| {
+        let sharding_realm: ShardingRealm = broker.queue_routing_key.parse().map_err(|_| {
             ConfigError::new(
                 "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
                 &broker.queue_routing_key,
-                r,
+                "invalid routing key",
             )
         })?;
         let config = Self {
@@ -365,7 +365,7 @@ impl Config {
                 "must be between 1e-10 and 0.1",
             );
         }
-        if self.sharding_realm.bits() > 16 {
+        if self.sharding_realm.bit_count() > 16 {
             return fail(
                 "PROTOCOL_BROKER_QUEUE_ROUTING_KEY",
                 "#",

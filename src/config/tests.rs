@@ -216,7 +216,7 @@ fn settings_are_read_from_the_environment() {
         Some("postgresql://s:s@localhost:5435/test")
     );
     assert_eq!(c.db.solver_pool_size, Some(0));
-    assert_eq!(c.sharding_realm.bits(), 2);
+    assert_eq!(c.sharding_realm.bit_count(), 2);
     assert_eq!(c.scans["INTEREST_RATE_CHANGES"].days, 3.0);
     assert_eq!(c.processes.flush_burst_counts["PrepareTransferSignal"], 5);
     assert!(c.setup_rabbitmq_bindings);
@@ -317,7 +317,9 @@ fn bad_values_name_the_variable() {
 fn env_example() -> Vec<(String, String, bool)> {
     let text = include_str!("../../.env.example");
     let is_name = |k: &str| {
-        !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
     };
     text.lines()
         .filter_map(|l| {
@@ -342,7 +344,10 @@ fn env_example_lists_every_variable_with_its_default() {
     crate::telemetry::LogSettings::from_lookup(&lookup).unwrap();
     let example = env_example();
     for var in asked.borrow().iter() {
-        assert!(example.iter().any(|(k, _, _)| k == var), "{var} is missing from .env.example");
+        assert!(
+            example.iter().any(|(k, _, _)| k == var),
+            "{var} is missing from .env.example"
+        );
     }
     // Uncommented values are the defaults (SOLVER_POSTGRES_URL has none: it is an example).
     let defaults: Vec<(String, String)> = example
@@ -350,7 +355,15 @@ fn env_example_lists_every_variable_with_its_default() {
         .filter(|(k, _, commented)| !commented && k != "SOLVER_POSTGRES_URL")
         .map(|(k, v, _)| (k, v))
         .collect();
-    let lookup = |k: &str| defaults.iter().find(|(v, _)| v == k).map(|(_, value)| value.clone());
+    let lookup = |k: &str| {
+        defaults
+            .iter()
+            .find(|(v, _)| v == k)
+            .map(|(_, value)| value.clone())
+    };
     let documented = Config::from_lookup(&lookup).unwrap();
-    assert_eq!(format!("{documented:?}"), format!("{:?}", config_with(&[]).unwrap()));
+    assert_eq!(
+        format!("{documented:?}"),
+        format!("{:?}", config_with(&[]).unwrap())
+    );
 }
