@@ -37,9 +37,9 @@ pub async fn run(args: ConfigureArgs, config: &Config) -> anyhow::Result<ExitCod
         );
     }
     if config.setup_rabbitmq_bindings {
-        // The RabbitMQ topology is declared by `subscribe`, which the messaging issue brings.
-        eprintln!("configure: setting up RabbitMQ bindings is not implemented yet");
-        return Ok(ExitCode::from(2));
+        println!("Setting up message broker objects ...");
+        setup_bindings_with_retries(config, &RETRY_BACKOFF).await?;
+        println!("Message broker objects are set up.");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,6 +70,33 @@ pub async fn migrate_with_retries(
                     tokio::time::sleep(*pause).await;
                 }
                 None => return Err(e.context(format!("cannot upgrade the {} database", db.name()))),
+            },
+        }
+    }
+}
+
+/// Declares the RabbitMQ objects (as `subscribe` does), with the same retries.
+pub async fn setup_bindings_with_retries(
+    config: &Config,
+    backoff: &[Duration],
+) -> anyhow::Result<()> {
+    let b = &config.broker;
+    let mut pauses = backoff.iter();
+    loop {
+        let attempt = async {
+            let conn = crate::broker::connect(&b.url).await?;
+            crate::broker::topology::subscribe(&conn, &b.queue, &b.queue_routing_key).await?;
+            let _ = conn.close(200, "done".into()).await;
+            anyhow::Ok(())
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) => match pauses.next() {
+                Some(pause) => {
+                    tracing::warn!("Broker setup failed, retrying in {pause:?}: {e:#}");
+                    tokio::time::sleep(*pause).await;
+                }
+                None => return Err(e.context("cannot set up the message broker objects")),
             },
         }
     }

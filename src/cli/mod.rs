@@ -3,6 +3,7 @@
 
 mod args;
 pub mod await_migrations;
+pub mod broker_admin;
 pub mod configure;
 
 use std::process::ExitCode;
@@ -70,6 +71,11 @@ fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
+        Command::Subscribe(args) => runtime()?.block_on(broker_admin::subscribe(args, &config)),
+        Command::Unsubscribe(args) => runtime()?.block_on(broker_admin::unsubscribe(args, &config)),
+        Command::DeleteQueue(args) => {
+            runtime()?.block_on(broker_admin::delete_queue(args, &config))
+        }
         _ => Ok(not_implemented(name)),
     }
 }

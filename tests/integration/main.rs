@@ -4,4 +4,5 @@ mod cli;
 mod configure;
 mod helpers;
 mod schema;
+mod topology;
 mod util;

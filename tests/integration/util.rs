@@ -154,7 +154,42 @@ async fn rabbitmq_api_call(method: reqwest::Method, path: String, body: Option<s
     );
 }
 
+/// A GET on the RabbitMQ management API (e.g. `/exchanges/<vhost>`); `None` on 404.
+pub async fn rabbitmq_get(path: &str) -> Option<serde_json::Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", rabbitmq_api()))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .expect("reach the RabbitMQ management API");
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    assert!(
+        response.status().is_success(),
+        "RabbitMQ API {path}: {}",
+        response.status()
+    );
+    Some(
+        response
+            .json()
+            .await
+            .expect("JSON from the RabbitMQ management API"),
+    )
+}
+
 impl TestBroker {
+    /// A GET on this virtual host's objects: `kind` is `exchanges`, `queues` or `bindings`,
+    /// `name` an object name (or empty for all of them).
+    pub async fn get(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
+        let path = if name.is_empty() {
+            format!("/{kind}/{}", self.vhost)
+        } else {
+            format!("/{kind}/{}/{}", self.vhost, urlencode(name))
+        };
+        rabbitmq_get(&path).await
+    }
+
     /// A new virtual host that the `guest` user may use fully.
     pub async fn new() -> Self {
         let vhost = unique_name("swpt_test");
@@ -179,4 +214,10 @@ impl Drop for TestBroker {
             rabbitmq_api_call(reqwest::Method::DELETE, path, None).await;
         });
     }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
