@@ -3,5 +3,6 @@
 mod cli;
 mod configure;
 mod helpers;
+mod outbox;
 mod schema;
 mod util;
