@@ -8,6 +8,7 @@
 //! - [`db`]: the solver database and the worker (shard) databases, with their migrations.
 //! - [`messages`]: every SMP message, validated and serialized as the reference does.
 //! - [`broker`]: RabbitMQ topology and publishing.
+//! - [`outbox`]: outgoing messages stored in the worker database, and their flushers.
 //! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
@@ -16,5 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod messages;
+pub mod outbox;
 pub mod sharding;
 pub mod telemetry;

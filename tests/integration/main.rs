@@ -3,6 +3,7 @@
 mod cli;
 mod configure;
 mod helpers;
+mod outbox;
 mod schema;
 mod topology;
 mod util;
