@@ -15,8 +15,11 @@
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod consumer;
 pub mod db;
+pub mod handlers;
 pub mod messages;
 pub mod outbox;
 pub mod sharding;
+pub mod shutdown;
 pub mod telemetry;

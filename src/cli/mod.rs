@@ -5,6 +5,7 @@ mod args;
 pub mod await_migrations;
 pub mod broker_admin;
 pub mod configure;
+pub mod consume;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
+        Command::ConsumeMessages(args) => runtime()?.block_on(consume::run(args, config)),
         Command::Subscribe(args) => runtime()?.block_on(broker_admin::subscribe(args, &config)),
         Command::Unsubscribe(args) => runtime()?.block_on(broker_admin::unsubscribe(args, &config)),
         Command::DeleteQueue(args) => {

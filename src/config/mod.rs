@@ -130,6 +130,9 @@ pub struct BrokerConfig {
     pub prefetch_size: u32,
     /// `PROTOCOL_BROKER_PREFETCH_COUNT`.
     pub prefetch_count: u16,
+    /// `APP_CONSUMER_BATCH_SIZE`: the most messages handled in one transaction (1 = one by
+    /// one, as the reference).
+    pub batch_size: u16,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -462,6 +465,7 @@ fn read_broker(env: &EnvReader<'_>) -> Result<BrokerConfig, ConfigError> {
         threads: env.positive("PROTOCOL_BROKER_THREADS", 1)?,
         prefetch_size: env.count("PROTOCOL_BROKER_PREFETCH_SIZE", 0)?,
         prefetch_count: env.count("PROTOCOL_BROKER_PREFETCH_COUNT", 1)?,
+        batch_size: env.positive("APP_CONSUMER_BATCH_SIZE", 100)?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! transaction.
 
 pub mod migrate;
+pub mod retry;
 pub mod solver;
 pub mod worker;
 

@@ -221,3 +221,17 @@ fn urlencode(s: &str) -> String {
         .collect::<String>()
         .replace('+', "%20")
 }
+
+/// Settings read from `vars` only (defaults for everything else).
+pub fn test_config(vars: &[(&str, &str)]) -> swpt_trade::config::Config {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |k: &str| {
+        vars.iter()
+            .find(|(v, _)| v == k)
+            .map(|(_, value)| value.clone())
+    };
+    swpt_trade::config::Config::from_lookup(&lookup).expect("valid test settings")
+}

@@ -1,0 +1,232 @@
+//! Consuming SMP messages (worker.md §2; operations.md §3.4, §5.6).
+//!
+//! Each consumer "process" is a task with its own connection and channel; its deliveries go
+//! to a bounded work queue served by `threads` handler tasks. A handler task takes the
+//! deliveries that are ready (up to a batch size), rejects the malformed ones to the
+//! dead-letter queue, handles the rest in one REPEATABLE READ transaction and acknowledges
+//! them after the commit; when that transaction fails, it handles them one by one, retrying
+//! serialization failures. A message that still fails is not acknowledged: the consumer
+//! closes its channel (the broker delivers the message again) and reconnects after a pause.
+
+mod batch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use futures::StreamExt as _;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::DbPool;
+
+/// How a consumer runs.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// The broker's URL.
+    pub url: String,
+    /// The queue to consume from.
+    pub queue: String,
+    /// Concurrent consumers, each with its own connection.
+    pub processes: u32,
+    /// Concurrent handler tasks per consumer.
+    pub threads: u32,
+    /// `basic.qos` prefetch count (raised to `threads × batch_size` when lower).
+    pub prefetch_count: u16,
+    /// The most messages handled in one transaction.
+    pub batch_size: u16,
+    /// Pause consuming now and then, so that the queue can be deleted (worker.md §2.2).
+    pub draining_mode: bool,
+}
+
+impl ConsumerSettings {
+    /// The prefetch count asked from the broker: enough for every handler task to fill a batch.
+    pub fn effective_prefetch(&self) -> u16 {
+        let batches = u32::from(self.batch_size.max(1)) * self.threads.max(1);
+        self.prefetch_count
+            .max(u16::try_from(batches).unwrap_or(u16::MAX))
+    }
+}
+
+/// The longest pause before reconnecting after a failure.
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(60);
+
+/// Runs `settings.processes` consumers until `stop` is cancelled.
+pub async fn run(
+    settings: ConsumerSettings,
+    config: Arc<Config>,
+    pool: DbPool,
+    stop: CancellationToken,
+) {
+    tracing::info!(
+        "Spawning {} consumers of \"{}\".",
+        settings.processes,
+        settings.queue
+    );
+    let tasks: Vec<_> = (0..settings.processes)
+        .map(|n| {
+            let (settings, config, pool, stop) =
+                (settings.clone(), config.clone(), pool.clone(), stop.clone());
+            tokio::spawn(async move { consumer_loop(n, settings, config, pool, stop).await })
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// One consumer: consumes until stopped, reconnecting with back-off after failures.
+async fn consumer_loop(
+    n: u32,
+    settings: ConsumerSettings,
+    config: Arc<Config>,
+    pool: DbPool,
+    stop: CancellationToken,
+) {
+    let mut pause = Duration::from_secs(1);
+    while !stop.is_cancelled() {
+        let started = tokio::time::Instant::now();
+        match consume(n, &settings, &config, &pool, &stop).await {
+            Ok(()) => break,
+            Err(e) => tracing::error!("Consumer {n} stopped: {e:#}. Reconnecting in {pause:?}."),
+        }
+        if started.elapsed() > MAX_RECONNECT_PAUSE {
+            pause = Duration::from_secs(1);
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
+    }
+    tracing::info!("Consumer {n} stopped processing messages.");
+}
+
+/// Consumes on one connection until `stop` (Ok) or a failure (Err).
+async fn consume(
+    n: u32,
+    settings: &ConsumerSettings,
+    config: &Arc<Config>,
+    pool: &DbPool,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let conn = crate::broker::connect(&settings.url).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(
+            settings.effective_prefetch(),
+            BasicQosOptions { global: false },
+        )
+        .await?;
+    tracing::info!("Consumer {n} started processing messages.");
+    let capacity = usize::from(settings.prefetch_count / 3)
+        .max(settings.threads as usize)
+        .max(1);
+    let (tx, rx) = mpsc::channel(capacity);
+    let rx = Arc::new(Mutex::new(rx));
+    let failed = CancellationToken::new();
+    let handlers: Vec<_> = (0..settings.threads.max(1))
+        .map(|_| {
+            let worker = batch::BatchHandler {
+                config: config.clone(),
+                pool: pool.clone(),
+                batch_size: usize::from(settings.batch_size.max(1)),
+            };
+            let (rx, failed) = (rx.clone(), failed.clone());
+            tokio::spawn(async move { worker.serve(rx, failed).await })
+        })
+        .collect();
+    let dispatched = dispatch(&channel, settings, tx, stop, &failed).await;
+    let mut outcome = dispatched;
+    for h in handlers {
+        if let Ok(Err(e)) = h.await {
+            outcome = outcome.and(Err(e));
+        }
+    }
+    if outcome.is_err() || failed.is_cancelled() {
+        // Unacknowledged deliveries go back to the queue when the connection closes.
+        let _ = conn.close(200, "consumer failure".into()).await;
+        return outcome.and(Err(anyhow!("a message could not be handled")));
+    }
+    let _ = conn.close(200, "stopped".into()).await;
+    Ok(())
+}
+
+async fn start_consuming(channel: &Channel, queue: &str) -> anyhow::Result<Consumer> {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("cannot consume from \"{queue}\""))
+}
+
+/// Feeds deliveries to the handler tasks until `stop` or `failed`; in draining mode it also
+/// pauses consuming whenever the queue has been idle for a while.
+async fn dispatch(
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    tx: mpsc::Sender<lapin::message::Delivery>,
+    stop: &CancellationToken,
+    failed: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut consumer = start_consuming(channel, &settings.queue).await?;
+    let mut drain_pause = Duration::from_secs(15);
+    let mut idle_ticks = 0u64;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => break,
+            () = failed.cancelled() => break,
+            next = tokio::time::timeout(Duration::from_secs(1), consumer.next()) => next,
+        };
+        match next {
+            Ok(Some(Ok(delivery))) => {
+                idle_ticks = 0;
+                if tx.send(delivery).await.is_err() {
+                    break; // every handler task has ended
+                }
+            }
+            Ok(Some(Err(e))) => return Err(e).context("the broker connection failed"),
+            Ok(None) => return Err(anyhow!("the broker cancelled the consumer")),
+            Err(_) => {
+                idle_ticks += 1;
+                if settings.draining_mode && idle_ticks > 1 + drain_pause.as_secs() / 20 {
+                    channel
+                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                        .await?;
+                    drain(drain_pause, stop).await;
+                    if stop.is_cancelled() {
+                        return Ok(());
+                    }
+                    drain_pause = (drain_pause * 2).min(Duration::from_secs(3600));
+                    consumer = start_consuming(channel, &settings.queue).await?;
+                    idle_ticks = 0;
+                }
+            }
+        }
+    }
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    Ok(())
+}
+
+/// The consumer-free window of draining mode: until `now + (now mod pause)` (Unix seconds).
+async fn drain(pause: Duration, stop: &CancellationToken) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let window = Duration::from_secs(now.as_secs() % pause.as_secs().max(1));
+    tracing::info!("Draining mode: not consuming for {window:?}.");
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(window) => {}
+    }
+}
