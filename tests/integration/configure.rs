@@ -301,3 +301,18 @@ async fn await_migrations_returns_once_both_databases_are_migrated() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Awaiting database migrations"));
 }
+
+/// A digest of the rows of `tables`, to compare states.
+pub async fn table_digest(db: &TestDb, tables: &[&str]) -> String {
+    let mut digest = String::new();
+    for table in tables {
+        let row: Value = diesel::sql_query(format!(
+            "SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') AS v FROM {table} t"
+        ))
+        .get_result(&mut db.connect().await)
+        .await
+        .unwrap();
+        digest.push_str(&row.v);
+    }
+    digest
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod configure;
+mod consumer;
 mod handlers;
 mod helpers;
 mod outbox;

@@ -1,0 +1,396 @@
+//! The consumer against the real broker and database: handled messages change the database
+//! and are acknowledged, malformed ones end in the dead-letter queue, duplicates change
+//! nothing, failures are redelivered, SIGTERM finishes what is in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use serde_json::json;
+use swpt_trade::broker::{self, topology};
+use swpt_trade::consumer::{self, ConsumerSettings};
+use swpt_trade::db::{self, Database};
+use swpt_trade::sharding::bin_routing_key;
+use tokio_util::sync::CancellationToken;
+
+use crate::handlers::count;
+use crate::util::{TestBroker, TestDb, test_config};
+
+/// A worker database, a virtual host with the worker's queue `q`, and a publisher channel.
+pub struct Rig {
+    pub db: TestDb,
+    pub broker: TestBroker,
+    pub realm: String,
+    _conn: Connection,
+    pub ch: Channel,
+}
+
+impl Rig {
+    pub async fn new(realm: &str) -> Self {
+        let db = TestDb::migrated(Database::Worker).await;
+        let broker = TestBroker::new().await;
+        let conn = broker::connect(&broker.url).await.unwrap();
+        topology::subscribe(&conn, "q", realm).await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            db,
+            broker,
+            realm: realm.into(),
+            _conn: conn,
+            ch,
+        }
+    }
+
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("WORKER_POSTGRES_URL", self.db.url.clone()),
+            ("PROTOCOL_BROKER_URL", self.broker.url.clone()),
+            ("PROTOCOL_BROKER_QUEUE", "q".into()),
+            ("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", self.realm.clone()),
+        ]
+    }
+
+    /// Starts consuming in this process; cancel the token to stop.
+    pub fn start(&self, batch_size: u16) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let vars = self.vars();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let config = test_config(&vars);
+        let settings = ConsumerSettings {
+            url: self.broker.url.clone(),
+            queue: "q".into(),
+            processes: 1,
+            threads: 1,
+            prefetch_count: 1,
+            batch_size,
+            draining_mode: false,
+        };
+        let pool = db::build_pool(&self.db.url, 4, "test").unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(consumer::run(
+            settings,
+            Arc::new(config),
+            pool,
+            stop.clone(),
+        ));
+        (stop, task)
+    }
+
+    /// Publishes a raw message to `to_trade` and waits for the broker's confirmation.
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        message_type: &str,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        let props = BasicProperties::default()
+            .with_content_type(content_type.into())
+            .with_type(message_type.into())
+            .with_delivery_mode(2);
+        self.ch
+            .basic_publish(
+                "to_trade".into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Publishes a JSON message for `creditor_id`.
+    pub async fn publish(&self, creditor_id: i64, body: serde_json::Value) {
+        let message_type = body["type"].as_str().unwrap().to_owned();
+        let body = serde_json::to_vec(&body).unwrap();
+        self.publish_raw(
+            &bin_routing_key(creditor_id),
+            &message_type,
+            "application/json",
+            &body,
+        )
+        .await;
+    }
+
+    /// Ready messages in a queue.
+    pub async fn ready(&self, queue: &str) -> u32 {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        self.ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .unwrap()
+            .message_count()
+    }
+}
+
+/// Waits until `f` returns true, for at most `secs` seconds.
+pub async fn wait_for<F: AsyncFnMut() -> bool>(secs: u64, mut f: F) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+pub fn updated_policy(creditor_id: i64, update_id: i64) -> serde_json::Value {
+    json!({
+        "type": "UpdatedPolicy", "creditor_id": creditor_id, "debtor_id": 666,
+        "update_id": update_id, "policy_name": "conservative", "min_principal": 0,
+        "max_principal": 1000, "peg_exchange_rate": null, "peg_debtor_id": null,
+        "ts": "2024-05-01T12:00:00+00:00"
+    })
+}
+
+pub fn updated_ledger(creditor_id: i64, update_id: i64) -> serde_json::Value {
+    json!({
+        "type": "UpdatedLedger", "creditor_id": creditor_id, "debtor_id": 666,
+        "update_id": update_id, "account_id": format!("acc{creditor_id}"),
+        "creation_date": "2024-01-01", "principal": 100, "last_transfer_number": 1,
+        "ts": "2024-05-01T12:00:00+00:00"
+    })
+}
+
+fn account_update(creditor_id: i64, seqnum: i32) -> serde_json::Value {
+    let now = chrono::Utc::now().to_rfc3339();
+    json!({
+        "type": "AccountUpdate", "creditor_id": creditor_id, "debtor_id": 666,
+        "creation_date": "2024-01-01", "last_change_ts": "2024-05-01T12:00:00+00:00",
+        "last_change_seqnum": seqnum, "principal": 5, "interest": 0.0, "interest_rate": 2.0,
+        "last_interest_rate_change_ts": "2024-04-01T00:00:00+00:00",
+        "last_config_ts": "2024-04-01T00:00:00+00:00", "last_config_seqnum": 0,
+        "negligible_amount": 0.0, "config_flags": 0, "config_data": "",
+        "account_id": "collector-acc", "debtor_info_iri": "https://example.com/666",
+        "debtor_info_content_type": "", "debtor_info_sha256": "", "last_transfer_number": 0,
+        "last_transfer_committed_at": "2024-04-01T00:00:00+00:00", "demurrage_rate": -5.0,
+        "commit_period": 2_678_400, "transfer_note_max_bytes": 500, "ts": now, "ttl": 10_000
+    })
+}
+
+async fn mark_needed(rig: &Rig, creditor_id: i64) {
+    use diesel_async::RunQueryDsl as _;
+    diesel::sql_query(format!(
+        "INSERT INTO needed_worker_account VALUES ({creditor_id}, 666, now())"
+    ))
+    .execute(&mut rig.db.connect().await)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn handled_messages_change_the_database_and_are_acknowledged() {
+    let rig = Rig::new("#").await;
+    mark_needed(&rig, 1_099_511_627_776).await;
+    let (stop, task) = rig.start(100);
+    for creditor in 1..=20 {
+        rig.publish(creditor, updated_policy(creditor, 1)).await;
+        rig.publish(creditor, updated_ledger(creditor, 1)).await;
+    }
+    rig.publish(1_099_511_627_776, account_update(1_099_511_627_776, 1))
+        .await;
+    let conn = &mut rig.db.connect().await;
+    assert!(
+        wait_for(20, async || count(conn, "trading_policy").await == 20
+            && count(conn, "worker_account").await == 1)
+        .await
+    );
+    assert!(wait_for(5, async || rig.ready("q").await == 0).await);
+    assert_eq!(count(conn, "activate_collector_signal").await, 1);
+    assert_eq!(count(conn, "discover_debtor_signal").await, 1);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rig.ready("q").await, 0, "everything was acknowledged");
+    assert_eq!(rig.ready("q.XQ").await, 0);
+}
+
+#[tokio::test]
+async fn malformed_messages_go_to_the_dead_letter_queue_and_change_nothing() {
+    let rig = Rig::new("#").await;
+    let (stop, task) = rig.start(100);
+    let key = bin_routing_key(5);
+    let valid = serde_json::to_vec(&updated_policy(5, 1)).unwrap();
+    rig.publish_raw(&key, "UpdatedPolicy", "text/plain", &valid)
+        .await;
+    rig.publish_raw(&key, "NoSuchType", "application/json", &valid)
+        .await;
+    rig.publish_raw(&key, "UpdatedPolicy", "application/json", b"not json")
+        .await;
+    rig.publish_raw(&key, "UpdatedPolicy", "application/json", b"{}")
+        .await;
+    rig.publish_raw(&key, "UpdatedFlags", "application/json", &valid)
+        .await;
+    let mut wrong_type = updated_policy(5, 1);
+    wrong_type["update_id"] = json!("many");
+    rig.publish(5, wrong_type).await;
+    let mut out_of_range = updated_policy(5, 1);
+    out_of_range["update_id"] = json!(0);
+    rig.publish(5, out_of_range).await;
+    let mut too_long = updated_ledger(5, 1);
+    too_long["account_id"] = json!("x".repeat(101));
+    rig.publish(5, too_long).await;
+    // A valid message of a type without a handler yet.
+    rig.publish(
+        5,
+        json!({"type": "NeededCollector", "debtor_id": 5, "ts": "2024-05-01T12:00:00+00:00"}),
+    )
+    .await;
+    assert!(
+        wait_for(20, async || rig.ready("q.XQ").await == 9).await,
+        "all nine are dead-lettered"
+    );
+    let conn = &mut rig.db.connect().await;
+    assert_eq!(
+        count(conn, "trading_policy").await,
+        0,
+        "nothing was written"
+    );
+    // The consumer is still alive.
+    rig.publish(5, updated_policy(5, 1)).await;
+    assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rig.ready("q.XQ").await, 9);
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_gives_the_state_of_once() {
+    let rig = Rig::new("#").await;
+    mark_needed(&rig, 77).await;
+    let conn = &mut rig.db.connect().await;
+    let (stop, task) = rig.start(100);
+    let update = account_update(77, 3);
+    rig.publish(77, update.clone()).await;
+    rig.publish(77, updated_policy(77, 5)).await;
+    assert!(
+        wait_for(20, async || count(conn, "discover_debtor_signal").await
+            == 1
+            && count(conn, "trading_policy").await == 1)
+        .await
+    );
+    let snapshot = crate::configure::table_digest(
+        &rig.db,
+        &["worker_account", "trading_policy", "interest_rate_change"],
+    )
+    .await;
+    rig.publish(77, update).await;
+    rig.publish(77, updated_policy(77, 5)).await;
+    assert!(wait_for(20, async || rig.ready("q").await == 0).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        crate::configure::table_digest(
+            &rig.db,
+            &["worker_account", "trading_policy", "interest_rate_change"]
+        )
+        .await,
+        snapshot
+    );
+    assert_eq!(count(conn, "discover_debtor_signal").await, 1);
+    assert_eq!(count(conn, "activate_collector_signal").await, 1);
+}
+
+#[tokio::test]
+async fn a_message_of_another_shard_is_never_acknowledged() {
+    let rig = Rig::new("0.#").await;
+    let conn = &mut rig.db.connect().await;
+    let (stop, task) = rig.start(1);
+    // Creditor 3 belongs to realm 0.#, creditor 2 does not (worker.md §0.3).
+    rig.publish(3, updated_policy(3, 1)).await;
+    assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
+    let misrouted = serde_json::to_vec(&updated_policy(2, 1)).unwrap();
+    rig.publish_raw(
+        &bin_routing_key(3),
+        "UpdatedPolicy",
+        "application/json",
+        &misrouted,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(count(conn, "trading_policy").await, 1);
+    assert_eq!(rig.ready("q.XQ").await, 0, "not rejected");
+    assert_eq!(rig.ready("q").await, 1, "returned to the queue");
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_until_it_succeeds() {
+    use diesel_async::RunQueryDsl as _;
+    let rig = Rig::new("#").await;
+    let conn = &mut rig.db.connect().await;
+    diesel::sql_query("ALTER TABLE trading_policy RENAME TO trading_policy_hidden")
+        .execute(conn)
+        .await
+        .unwrap();
+    let (stop, task) = rig.start(100);
+    rig.publish(9, updated_policy(9, 1)).await;
+    rig.publish(10, updated_ledger(10, 1)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rig.ready("q.XQ").await, 0, "a failure is not a rejection");
+    diesel::sql_query("ALTER TABLE trading_policy_hidden RENAME TO trading_policy")
+        .execute(conn)
+        .await
+        .unwrap();
+    assert!(
+        wait_for(30, async || count(conn, "trading_policy").await == 2).await,
+        "processed after recovery"
+    );
+    assert!(wait_for(5, async || rig.ready("q").await == 0).await);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_messages_and_exits_0() {
+    let rig = Rig::new("#").await;
+    for creditor in 1..=300 {
+        rig.publish(creditor, updated_policy(creditor, 1)).await;
+    }
+    let vars = rig.vars();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
+        .arg("consume_messages")
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("APP_CONSUMER_BATCH_SIZE", "10")
+        .spawn()
+        .unwrap();
+    let conn = &mut rig.db.connect().await;
+    assert!(wait_for(20, async || count(conn, "trading_policy").await > 0).await);
+    nix_kill(child.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let handled = count(conn, "trading_policy").await;
+    let left = i64::from(rig.ready("q").await);
+    assert_eq!(
+        handled + left,
+        300,
+        "every message is either handled or still queued"
+    );
+    assert_eq!(rig.ready("q.XQ").await, 0);
+}
+
+/// Sends SIGTERM to a process.
+fn nix_kill(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
