@@ -85,9 +85,7 @@ impl BatchHandler {
         }
         let messages: Vec<&IncomingMessage> = valid.iter().map(|(_, m)| m).collect();
         if valid.len() > 1 && self.transaction(&messages).await.is_ok() {
-            for (delivery, _) in &valid {
-                ack(delivery).await;
-            }
+            futures::future::join_all(valid.iter().map(|(delivery, _)| ack(delivery))).await;
             return Ok(());
         }
         for (delivery, message) in &valid {

@@ -44,9 +44,10 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// The prefetch count asked from the broker: enough for every handler task to fill a batch.
+    /// The prefetch count asked from the broker: enough for every handler task to fill a
+    /// batch while the previous one commits.
     pub fn effective_prefetch(&self) -> u16 {
-        let batches = u32::from(self.batch_size.max(1)) * self.threads.max(1);
+        let batches = 2 * u32::from(self.batch_size.max(1)) * self.threads.max(1);
         self.prefetch_count
             .max(u16::try_from(batches).unwrap_or(u16::MAX))
     }
@@ -123,9 +124,8 @@ async fn consume(
         )
         .await?;
     tracing::info!("Consumer {n} started processing messages.");
-    let capacity = usize::from(settings.prefetch_count / 3)
-        .max(settings.threads as usize)
-        .max(1);
+    // Every prefetched delivery can wait in the work queue, so that batches fill up.
+    let capacity = usize::from(settings.effective_prefetch()).max(1);
     let (tx, rx) = mpsc::channel(capacity);
     let rx = Arc::new(Mutex::new(rx));
     let failed = CancellationToken::new();
