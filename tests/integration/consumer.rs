@@ -9,7 +9,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use serde_json::json;
-use swpt_trade::broker::{self, topology};
+use swpt_trade::broker::topology;
 use swpt_trade::consumer::{self, ConsumerSettings};
 use swpt_trade::db::{self, Database};
 use swpt_trade::sharding::bin_routing_key;
@@ -31,7 +31,10 @@ impl Rig {
     pub async fn new(realm: &str) -> Self {
         let db = TestDb::migrated(Database::Worker).await;
         let broker = TestBroker::new().await;
-        let conn = broker::connect(&broker.url).await.unwrap();
+        // Not `broker::connect`: the test's own connection has no "swpt-trade" name.
+        let conn = Connection::connect(&broker.url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
         topology::subscribe(&conn, "q", realm).await.unwrap();
         let ch = conn.create_channel().await.unwrap();
         ch.confirm_select(ConfirmSelectOptions::default())
@@ -57,6 +60,15 @@ impl Rig {
 
     /// Starts consuming in this process; cancel the token to stop.
     pub fn start(&self, batch_size: u16) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        self.start_with(batch_size, false)
+    }
+
+    /// Starts consuming, in draining mode or not.
+    pub fn start_with(
+        &self,
+        batch_size: u16,
+        draining_mode: bool,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let vars = self.vars();
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let config = test_config(&vars);
@@ -67,7 +79,7 @@ impl Rig {
             threads: 1,
             prefetch_count: 1,
             batch_size,
-            draining_mode: false,
+            draining_mode,
         };
         let pool = db::build_pool(&self.db.url, 4, "test").unwrap();
         let stop = CancellationToken::new();
@@ -117,6 +129,20 @@ impl Rig {
             &body,
         )
         .await;
+    }
+
+    /// Consumers of a queue.
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        self.ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .unwrap()
+            .consumer_count()
     }
 
     /// Ready messages in a queue.
@@ -393,4 +419,74 @@ fn nix_kill(pid: u32) {
         .status()
         .unwrap();
     assert!(ok.success());
+}
+
+#[tokio::test]
+async fn the_consumer_reconnects_when_the_broker_drops_its_connection() {
+    let rig = Rig::new("#").await;
+    let conn = &mut rig.db.connect().await;
+    let (stop, task) = rig.start(100);
+    rig.publish(1, updated_policy(1, 1)).await;
+    assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
+    assert!(wait_for(10, async || close_consumer_connections(&rig).await > 0).await);
+    rig.publish(2, updated_policy(2, 1)).await;
+    assert!(
+        wait_for(30, async || count(conn, "trading_policy").await == 2).await,
+        "consumed after reconnecting"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Closes the connections of the virtual host that consume (not the test's own publisher),
+/// as a broker restart would; returns how many were closed.
+async fn close_consumer_connections(rig: &Rig) -> usize {
+    let Some(list) =
+        crate::util::rabbitmq_get(&format!("/vhosts/{}/connections", rig.broker.vhost)).await
+    else {
+        return 0;
+    };
+    let mut closed = 0;
+    for c in list.as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or_default();
+        let client = c["client_properties"]["connection_name"]
+            .as_str()
+            .unwrap_or_default();
+        if client.starts_with("swpt-trade") {
+            crate::util::rabbitmq_delete(&format!("/connections/{}", crate::util::urlencode(name)))
+                .await;
+            closed += 1;
+        }
+    }
+    closed
+}
+
+#[tokio::test]
+async fn draining_mode_leaves_the_queue_without_consumers_for_a_while() {
+    let rig = Rig::new("#").await;
+    // Start when the Unix time is 5 mod 15: the consumer goes idle about 3 s later, and its
+    // consumer-free window (Unix time mod 15 s, worker.md §2.2) is then about 8 s long.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let wait = (20 - now.as_secs() % 15) % 15;
+    tokio::time::sleep(
+        Duration::from_secs(wait)
+            - Duration::from_nanos(u64::from(now.subsec_nanos())).min(Duration::from_secs(wait)),
+    )
+    .await;
+    let (stop, task) = rig.start_with(100, true);
+    assert!(wait_for(5, async || rig.consumers("q").await == 1).await);
+    assert!(
+        wait_for(8, async || rig.consumers("q").await == 0).await,
+        "consuming paused"
+    );
+    rig.publish(4, updated_policy(4, 1)).await;
+    let conn = &mut rig.db.connect().await;
+    assert!(
+        wait_for(20, async || count(conn, "trading_policy").await == 1).await,
+        "consuming resumed"
+    );
+    stop.cancel();
+    task.await.unwrap();
 }

@@ -216,7 +216,7 @@ impl Drop for TestBroker {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
@@ -234,4 +234,9 @@ pub fn test_config(vars: &[(&str, &str)]) -> swpt_trade::config::Config {
             .map(|(_, value)| value.clone())
     };
     swpt_trade::config::Config::from_lookup(&lookup).expect("valid test settings")
+}
+
+/// A DELETE on the RabbitMQ management API (e.g. to close a connection).
+pub async fn rabbitmq_delete(path: &str) {
+    rabbitmq_api_call(reqwest::Method::DELETE, path.to_owned(), None).await;
 }
