@@ -10,3 +10,7 @@ pub mod numeric;
 pub mod pricing;
 
 pub use input::{BuyOffer, CollectorAccount, CurrencyInfo, SellOffer, TurnInput, TurnParams};
+pub mod graph;
+pub mod market;
+pub mod matching;
+pub mod reference;

@@ -1,0 +1,85 @@
+//! The reference's own arithmetic for the cycle search, kept for measurement and testing.
+//!
+//! Same graph and search order as [`CycleMatcher`](super::matching::CycleMatcher), but with the
+//! reference's floating-point amounts (solver.md §3.4–§3.5): an arc is worth
+//! `f32(f32(tokens) × price)` base units, it is valid while worth at least
+//! `min_trade_amount × price`, and a cycle subtracts its smallest arc from every arc. Legs are not
+//! rounded to tokens and may be below the minimum. The traded volume this finds is the yardstick
+//! for ours.
+
+use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
+use super::market::Market;
+use super::matching::{CycleArc, Traversal};
+
+/// What the reference's search found on a market.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReferenceResult {
+    /// The sum over cycles of amount × number of legs, in base units.
+    pub volume: f64,
+    /// The number of cycles.
+    pub cycles: u64,
+}
+
+/// Runs the reference's search and calls `each(amount, ids)` for every cycle.
+///
+/// `ids` alternates currency debtor IDs and trader creditor IDs, starting with a currency; each
+/// element is entered by an arc from the next one (cyclically), as in the reference.
+pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMut(f64, &[i64])) {
+    let (mut amount, min) = arc_amounts(market, graph);
+    let mut traversal = Traversal::new(graph);
+    let (mut arcs, mut ids): (Vec<CycleArc>, Vec<i64>) = (Vec::new(), Vec::new());
+    while traversal.find_cycle(graph, |pos| amount[pos] >= min[pos]) {
+        traversal.take_cycle(graph, &mut arcs);
+        let value = arcs
+            .iter()
+            .map(|a| amount[a.pos])
+            .fold(f64::INFINITY, f64::min);
+        for a in &arcs {
+            amount[a.pos] -= value;
+        }
+        ids.clear();
+        ids.extend(arcs.iter().map(|a| node_id(market, graph, a.node)));
+        if matches!(graph.kind(arcs[0].node), NodeKind::Trader(_)) {
+            ids.rotate_left(1);
+        }
+        each(value, &ids);
+    }
+}
+
+/// The volume and number of cycles the reference's search finds on a market.
+pub fn reference_volume(market: &Market) -> ReferenceResult {
+    let graph = OfferGraph::build(market);
+    let mut result = ReferenceResult::default();
+    reference_cycles(market, &graph, |amount, ids| {
+        result.volume += amount * (ids.len() / 2) as f64;
+        result.cycles += 1;
+    });
+    result
+}
+
+/// Each arc's amount and minimum in base units, as the reference computes them.
+fn arc_amounts(market: &Market, graph: &OfferGraph) -> (Vec<f64>, Vec<f64>) {
+    let mut amount = vec![f64::INFINITY; graph.arc_count()];
+    let mut min = vec![0.0; graph.arc_count()];
+    for u in 0..graph.node_count() as u32 {
+        let (first, _) = graph.arcs(u);
+        for (i, &k) in graph.arc_orders(u).iter().enumerate() {
+            if k == ROOT_ARC {
+                continue;
+            }
+            let order = &market.orders[k as usize];
+            let price = market.currencies[order.currency as usize].price;
+            amount[first + i] = f64::from(order.amount as f32 * price);
+            min[first + i] = market.min_trade_amount as f64 * f64::from(price);
+        }
+    }
+    (amount, min)
+}
+
+fn node_id(market: &Market, graph: &OfferGraph, node: u32) -> i64 {
+    match graph.kind(node) {
+        NodeKind::Currency(c) => market.currencies[c as usize].debtor_id,
+        NodeKind::Trader(t) => graph.trader_ids()[t as usize],
+        NodeKind::Root => 0,
+    }
+}
