@@ -7,6 +7,7 @@
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
+use super::numeric::calc_amt;
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -138,7 +139,7 @@ impl Matcher for CycleMatcher {
 /// A currency leg of a cycle: the supply arc out of the currency and the demand arc into it.
 #[derive(Clone, Copy, Debug)]
 struct Leg {
-    price: f64,
+    price: f32,
     supply: CycleArc,
     demand: CycleArc,
     tokens: i64,
@@ -201,7 +202,7 @@ fn collect_legs(
             let supply = *arc;
             let tokens = remaining[supply.pos].min(remaining[demand.pos]);
             legs.push(Leg {
-                price: f64::from(market.currencies[c as usize].price),
+                price: market.currencies[c as usize].price,
                 supply,
                 demand,
                 tokens,
@@ -217,15 +218,14 @@ fn size_legs(legs: &mut [Leg], min: i64) -> bool {
     let (b, value) = legs
         .iter()
         .enumerate()
-        .map(|(i, l)| (i, l.tokens as f64 * l.price))
+        .map(|(i, l)| (i, l.tokens as f64 * f64::from(l.price)))
         .fold(
             (0, f64::INFINITY),
             |acc, x| if x.1 < acc.1 { x } else { acc },
         );
     for (i, leg) in legs.iter_mut().enumerate() {
         if i != b {
-            let ideal = (value / leg.price).round();
-            leg.tokens = leg.tokens.min(ideal as i64);
+            leg.tokens = leg.tokens.min(calc_amt(value, leg.price));
         }
         if leg.tokens < min {
             return false;
@@ -239,7 +239,7 @@ fn bottleneck(legs: &[Leg], remaining: &[i64]) -> usize {
     let mut best = (f64::INFINITY, 0);
     for leg in legs {
         for arc in [leg.supply, leg.demand] {
-            let value = remaining[arc.pos] as f64 * leg.price;
+            let value = remaining[arc.pos] as f64 * f64::from(leg.price);
             if value < best.0 {
                 best = (value, arc.pos);
             }

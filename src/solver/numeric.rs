@@ -28,6 +28,25 @@ pub fn rate_to_f32(rate: Option<f64>) -> f32 {
     rate.map_or(f32::NAN, |r| r as f32)
 }
 
+/// Converts an amount in base units to whole tokens of a currency with the given price.
+///
+/// Rounds half away from zero and saturates at `2^63 - 1`; a non-positive, NaN or infinite
+/// price, or a quotient that is not positive, gives 0 (the reference's `calc_amt`).
+pub fn calc_amt(amount: f64, price: f32) -> i64 {
+    let price = f64::from(price);
+    if !(price > 0.0) {
+        return 0;
+    }
+    let tokens = amount / price;
+    if !(tokens > 0.0) {
+        0
+    } else if tokens < 9_223_372_036_854_775_808.0 {
+        tokens.round() as i64
+    } else {
+        MAX_AMOUNT
+    }
+}
+
 /// Returns the shard hash of an ID: the first two bytes of the MD5 digest of its 8-byte
 /// big-endian encoding, read as a big-endian signed 16-bit integer (solver.md §2.4).
 pub fn calc_hash(n: i64) -> i16 {
@@ -114,6 +133,33 @@ mod tests {
         ];
         for (n, expected) in cases {
             assert_eq!(calc_hash(n), expected, "calc_hash({n})");
+        }
+    }
+
+    /// Reference case T13 (`test_calc_amt`).
+    #[test]
+    fn calc_amt_matches_reference() {
+        assert_eq!(calc_amt(1000.0, 10.0), 100);
+        for price in [0.0, -0.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(calc_amt(1000.0, price), 0, "price {price}");
+        }
+        for amount in [f64::NAN, f64::NEG_INFINITY, -1.0, 1e-200, 0.0] {
+            assert_eq!(calc_amt(amount, 10.0), 0, "amount {amount}");
+        }
+        for (amount, price) in [
+            (f64::INFINITY, 10.0),
+            (f64::INFINITY, 1e30),
+            (f64::INFINITY, 1e-30),
+            (1e200, 10.0),
+        ] {
+            assert_eq!(calc_amt(amount, price), MAX_AMOUNT);
+        }
+        for exact in [0x7fff_ffff_fffe_0000_i64, 0x7fff_ffff_ffff_0000] {
+            assert_eq!(calc_amt(exact as f64, 1.0), exact);
+        }
+        for n in (0..100_000_i128).step_by(0xff) {
+            let amount = (0x7fff_ffff_ffff_ff00_i128 + n) as f64;
+            assert_eq!(calc_amt(amount, 1.0), MAX_AMOUNT);
         }
     }
 
