@@ -8,6 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
+use super::traversal::{Cycle, Traversal};
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -26,96 +27,6 @@ pub struct Matching {
 pub trait Matcher {
     /// Fills the market's orders.
     fn run(&mut self, market: &Market) -> Matching;
-}
-
-/// The on-path flag of a node's status word; the arc index is stored above it.
-const ON_PATH: u32 = 1;
-
-/// One arc of a found cycle.
-#[derive(Clone, Copy, Debug)]
-pub struct CycleArc {
-    /// The node the arc leaves.
-    pub node: u32,
-    /// The arc's position in the flat arc arrays.
-    pub pos: usize,
-    /// The arc's order index ([`ROOT_ARC`] never occurs in a cycle).
-    pub order: u32,
-}
-
-/// The depth-first search state: a path from the root and a status word per node.
-///
-/// A node's status is `(arc index << 1) | on-path flag`. The search only moves arc indices
-/// forward, except that after a cycle it re-examines the arc that closed it. Nodes whose arcs
-/// are exhausted are never expanded again, which is sound because arcs only lose amount.
-pub struct Traversal {
-    status: Vec<u32>,
-    path: Vec<u32>,
-}
-
-impl Traversal {
-    /// Starts a search at the graph's root.
-    pub fn new(graph: &OfferGraph) -> Self {
-        Traversal {
-            status: vec![0; graph.node_count()],
-            path: vec![graph.root()],
-        }
-    }
-
-    /// Advances to the next cycle of valid arcs; returns false once the search is exhausted.
-    pub fn find_cycle(&mut self, graph: &OfferGraph, valid: impl Fn(usize) -> bool) -> bool {
-        while let Some(&u) = self.path.last() {
-            let st = self.status[u as usize];
-            let mut i = ((st >> 1) + (st & ON_PATH)) as usize;
-            let (first, targets) = graph.arcs(u);
-            while i < targets.len() && !valid(first + i) {
-                i += 1;
-            }
-            let Some(&v) = targets.get(i) else {
-                self.status[u as usize] = (i as u32) << 1;
-                self.path.pop();
-                continue;
-            };
-            if self.status[v as usize] & ON_PATH == 0 {
-                self.status[u as usize] = ((i as u32) << 1) | ON_PATH;
-                self.path.push(v);
-            } else {
-                self.status[u as usize] = (i as u32) << 1;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Collects the found cycle's arcs and shortens the path to the node that closes it.
-    ///
-    /// `out[m]` is the arc leaving node `m`, which enters node `m - 1`; `out[0]` leaves the top
-    /// of the path and enters the last element (cyclically). So the arc entering `out[m].node`
-    /// is `out[(m + 1) % len]`.
-    pub fn take_cycle(&mut self, graph: &OfferGraph, out: &mut Vec<CycleArc>) {
-        out.clear();
-        let top = *self.path.last().expect("a cycle was found");
-        let last = graph.arcs(top).1[(self.status[top as usize] >> 1) as usize];
-        while let Some(&u) = self.path.last() {
-            let index = self.status[u as usize] >> 1;
-            self.status[u as usize] = index << 1;
-            let (first, _) = graph.arcs(u);
-            let order = graph.arc_orders(u)[index as usize];
-            out.push(CycleArc {
-                node: u,
-                pos: first + index as usize,
-                order,
-            });
-            if u == last {
-                break;
-            }
-            self.path.pop();
-        }
-    }
-
-    /// Whether the search has ended.
-    pub fn is_exhausted(&self) -> bool {
-        self.path.is_empty()
-    }
 }
 
 /// The reference's cycle search with exact integer legs.
@@ -140,36 +51,101 @@ impl Matcher for CycleMatcher {
 #[derive(Clone, Copy, Debug)]
 struct Leg {
     price: f32,
-    supply: CycleArc,
-    demand: CycleArc,
+    supply: usize,
+    demand: usize,
     tokens: i64,
+}
+
+/// The cycle search's bookkeeping: what every arc has left, and what was dropped.
+struct Ledger {
+    remaining: Vec<i64>,
+    /// Arcs dropped because their cycle had a leg below the minimum, with what they had left.
+    dropped: Vec<(usize, i64)>,
+    min: i64,
+    legs: Vec<Leg>,
+    cycles: u64,
 }
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
-    let mut remaining = initial_remaining(market, graph);
-    let mut filled = vec![0i64; market.orders.len()];
-    let mut cycles = 0;
-    let min = market.min_trade_amount;
+    let mut ledger = Ledger {
+        remaining: initial_remaining(market, graph),
+        dropped: Vec::new(),
+        min: market.min_trade_amount,
+        legs: Vec::new(),
+        cycles: 0,
+    };
     let mut traversal = Traversal::new(graph);
-    let (mut arcs, mut legs) = (Vec::new(), Vec::new());
-    while traversal.find_cycle(graph, |pos| remaining[pos] >= min) {
-        traversal.take_cycle(graph, &mut arcs);
-        collect_legs(market, graph, &arcs, &remaining, &mut legs);
-        if size_legs(&mut legs, min) {
-            for leg in &legs {
-                remaining[leg.supply.pos] -= leg.tokens;
-                remaining[leg.demand.pos] -= leg.tokens;
-                filled[leg.supply.order as usize] += leg.tokens;
-                filled[leg.demand.order as usize] += leg.tokens;
+    loop {
+        let (remaining, min) = (&ledger.remaining, ledger.min);
+        let Some(cycle) = traversal.find_cycle(graph, |pos| remaining[pos] >= min) else {
+            break;
+        };
+        let len = cycle.nodes.len();
+        ledger.cancel(market, graph, &cycle);
+        let (remaining, min) = (&ledger.remaining, ledger.min);
+        traversal.resume(len, |pos| remaining[pos] >= min);
+    }
+    Matching {
+        filled: ledger.filled(market, graph),
+        cycles: ledger.cycles,
+    }
+}
+
+impl Ledger {
+    /// Moves tokens along a cycle, or drops its bottleneck arc when a leg would be too small.
+    fn cancel(&mut self, market: &Market, graph: &OfferGraph, cycle: &Cycle<'_>) {
+        self.collect_legs(market, graph, cycle);
+        if size_legs(&mut self.legs, self.min) {
+            for leg in &self.legs {
+                self.remaining[leg.supply] -= leg.tokens;
+                self.remaining[leg.demand] -= leg.tokens;
             }
-            cycles += 1;
+            self.cycles += 1;
         } else {
-            let b = bottleneck(&legs, &remaining);
-            remaining[b] = 0;
+            let b = bottleneck(&self.legs, &self.remaining);
+            self.dropped.push((b, self.remaining[b]));
+            self.remaining[b] = 0;
         }
     }
-    Matching { filled, cycles }
+
+    /// Groups a cycle's arcs into currency legs, each with its capacity in `tokens`.
+    fn collect_legs(&mut self, market: &Market, graph: &OfferGraph, cycle: &Cycle<'_>) {
+        self.legs.clear();
+        let len = cycle.nodes.len();
+        let first = usize::from(!matches!(graph.kind(cycle.nodes[0]), NodeKind::Currency(_)));
+        for k in (first..len).step_by(2) {
+            let NodeKind::Currency(c) = graph.kind(cycle.nodes[k]) else {
+                unreachable!("the graph is bipartite");
+            };
+            let supply = cycle.arcs[k] as usize;
+            let demand = cycle.arcs[(k + len - 1) % len] as usize;
+            self.legs.push(Leg {
+                price: market.currencies[c as usize].price,
+                supply,
+                demand,
+                tokens: self.remaining[supply].min(self.remaining[demand]),
+            });
+        }
+    }
+
+    /// Tokens filled per order: what its arc lost, except what was dropped.
+    fn filled(&self, market: &Market, graph: &OfferGraph) -> Vec<i64> {
+        let mut lost = self.remaining.clone();
+        for &(pos, amount) in &self.dropped {
+            lost[pos] += amount;
+        }
+        let mut filled = vec![0i64; market.orders.len()];
+        for u in 0..graph.node_count() as u32 {
+            let (first, _) = graph.arcs(u);
+            for (i, &k) in graph.arc_orders(u).iter().enumerate() {
+                if k != ROOT_ARC {
+                    filled[k as usize] = market.orders[k as usize].amount - lost[first + i];
+                }
+            }
+        }
+        filled
+    }
 }
 
 /// The tokens each arc has left: its order's amount, unlimited for root arcs.
@@ -185,30 +161,6 @@ fn initial_remaining(market: &Market, graph: &OfferGraph) -> Vec<i64> {
         }
     }
     remaining
-}
-
-/// Groups a cycle's arcs into currency legs.
-fn collect_legs(
-    market: &Market,
-    graph: &OfferGraph,
-    arcs: &[CycleArc],
-    remaining: &[i64],
-    legs: &mut Vec<Leg>,
-) {
-    legs.clear();
-    for (m, arc) in arcs.iter().enumerate() {
-        if let NodeKind::Currency(c) = graph.kind(arc.node) {
-            let demand = arcs[(m + 1) % arcs.len()];
-            let supply = *arc;
-            let tokens = remaining[supply.pos].min(remaining[demand.pos]);
-            legs.push(Leg {
-                price: market.currencies[c as usize].price,
-                supply,
-                demand,
-                tokens,
-            });
-        }
-    }
 }
 
 /// Sizes every leg in whole tokens; false when some leg would fall below `min`.
@@ -238,10 +190,10 @@ fn size_legs(legs: &mut [Leg], min: i64) -> bool {
 fn bottleneck(legs: &[Leg], remaining: &[i64]) -> usize {
     let mut best = (f64::INFINITY, 0);
     for leg in legs {
-        for arc in [leg.supply, leg.demand] {
-            let value = remaining[arc.pos] as f64 * f64::from(leg.price);
+        for pos in [leg.supply, leg.demand] {
+            let value = remaining[pos] as f64 * f64::from(leg.price);
             if value < best.0 {
-                best = (value, arc.pos);
+                best = (value, pos);
             }
         }
     }

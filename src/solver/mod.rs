@@ -20,6 +20,7 @@ pub mod pricing;
 pub mod reference;
 pub mod rows;
 pub mod testgen;
+pub mod traversal;
 
 #[cfg(test)]
 mod invariants;

@@ -9,7 +9,7 @@
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
-use super::matching::{CycleArc, Traversal};
+use super::traversal::Traversal;
 
 /// What the reference's search found on a market.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -27,22 +27,30 @@ pub struct ReferenceResult {
 pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMut(f64, &[i64])) {
     let (mut amount, min) = arc_amounts(market, graph);
     let mut traversal = Traversal::new(graph);
-    let (mut arcs, mut ids): (Vec<CycleArc>, Vec<i64>) = (Vec::new(), Vec::new());
-    while traversal.find_cycle(graph, |pos| amount[pos] >= min[pos]) {
-        traversal.take_cycle(graph, &mut arcs);
-        let value = arcs
+    let mut ids: Vec<i64> = Vec::new();
+    loop {
+        let Some(cycle) = traversal.find_cycle(graph, |pos| amount[pos] >= min[pos]) else {
+            break;
+        };
+        let value = cycle
+            .arcs
             .iter()
-            .map(|a| amount[a.pos])
+            .map(|&a| amount[a as usize])
             .fold(f64::INFINITY, f64::min);
-        for a in &arcs {
-            amount[a.pos] -= value;
+        for &a in cycle.arcs {
+            amount[a as usize] -= value;
         }
         ids.clear();
-        ids.extend(arcs.iter().map(|a| node_id(market, graph, a.node)));
-        if matches!(graph.kind(arcs[0].node), NodeKind::Trader(_)) {
+        ids.extend(cycle.nodes.iter().rev().map(|&n| node_id(market, graph, n)));
+        if !matches!(
+            graph.kind(*cycle.nodes.last().expect("non-empty")),
+            NodeKind::Currency(_)
+        ) {
             ids.rotate_left(1);
         }
+        let len = cycle.nodes.len();
         each(value, &ids);
+        traversal.resume(len, |pos| amount[pos] >= min[pos]);
     }
 }
 
