@@ -1,7 +1,8 @@
 //! Solver benchmark: random turns shaped like the reference's `test_random_matches`.
 //!
 //! Run with `cargo bench --bench solver` (1e4, 1e5 and 1e6 offers); add
-//! `SOLVER_BENCH_LARGE=1` for the 5e6-offer run. For each size it prints the solve time per
+//! `SOLVER_BENCH_LARGE=1` for the 5e6-offer run, or choose sizes with
+//! `SOLVER_BENCH_SIZES=1000000,5000000`; `SOLVER_BENCH_CSV=0` skips the CSV round trip. For each size it prints the solve time per
 //! stage, offers per second, peak memory, cycles and traded volume, the volume the reference's
 //! own arithmetic finds on the same market, and the CSV-in-to-CSV-out time of `solve_offline`.
 
@@ -17,6 +18,12 @@ fn main() {
     let mut sizes = vec![10_000, 100_000, 1_000_000];
     if std::env::var_os("SOLVER_BENCH_LARGE").is_some_and(|v| v == "1") {
         sizes.push(5_000_000);
+    }
+    if let Ok(list) = std::env::var("SOLVER_BENCH_SIZES") {
+        sizes = list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
     }
     let csv = std::env::var_os("SOLVER_BENCH_CSV").is_none_or(|v| v != "0");
     for n in sizes {

@@ -90,6 +90,17 @@ impl Aggregation<'_> {
         matching: &Matching,
     ) -> Result<ResultRows, AggregationError> {
         let mut rows = ResultRows::default();
+        let filled = market
+            .orders
+            .iter()
+            .zip(&matching.filled)
+            .filter(|(_, f)| **f > 0);
+        let sells = filled.clone().filter(|(o, _)| o.side == Side::Sell).count();
+        let buys = filled.count() - sells;
+        rows.creditor_taking.reserve_exact(sells);
+        rows.collector_collecting.reserve_exact(sells);
+        rows.creditor_giving.reserve_exact(buys);
+        rows.collector_dispatching.reserve_exact(buys);
         let mut hashes = Hashes::default();
         let mut start = 0;
         while start < market.orders.len() {

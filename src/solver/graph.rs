@@ -8,8 +8,10 @@
 //!
 //! Each node's arcs are ordered by descending *rank* of their targets: a currency's rank is its
 //! number of sellers, a trader's the sum of the ranks of the currencies it buys. Node indices
-//! are assigned by descending rank (ties by kind, then ID), so the CSR's natural "sorted by
-//! target index" order is exactly that rank order, stable and deterministic.
+//! are assigned root first, then currencies, then traders, each group by descending rank (ties
+//! by ID). Currencies only point at traders and traders only at currencies, so the CSR's natural
+//! "sorted by target index" order is exactly the rank order, stable and deterministic. Keeping
+//! the few currency nodes together also keeps their data in the CPU cache during the search.
 
 use super::market::{Market, Side};
 use super::numeric::FxHashMap;
@@ -172,7 +174,7 @@ fn node_ranks(market: &Market, traders: &[u32], ncur: usize, ntraders: usize) ->
     ranks
 }
 
-/// Maps "old" node numbers to indices sorted by (rank desc, kind, id).
+/// Maps "old" node numbers to indices sorted by (kind, rank desc, id).
 fn number_nodes(kinds: &[u32], ranks: &[u64], trader_ids: &[i64], market: &Market) -> Vec<u32> {
     let id = |old: usize| -> (u8, i64) {
         match kinds[old] {
@@ -184,7 +186,10 @@ fn number_nodes(kinds: &[u32], ranks: &[u64], trader_ids: &[i64], market: &Marke
         }
     };
     let mut order: Vec<u32> = (0..kinds.len() as u32).collect();
-    order.sort_unstable_by_key(|&old| (std::cmp::Reverse(ranks[old as usize]), id(old as usize)));
+    order.sort_unstable_by_key(|&old| {
+        let (kind, id) = id(old as usize);
+        (kind, std::cmp::Reverse(ranks[old as usize]), id)
+    });
     let mut position = vec![0u32; kinds.len()];
     for (new, &old) in order.iter().enumerate() {
         position[old as usize] = new as u32;

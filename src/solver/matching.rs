@@ -8,7 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
-use super::traversal::{Cycle, Traversal};
+use super::traversal::{Cycle, Traversal, ValidArcs};
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -59,6 +59,7 @@ struct Leg {
 /// The cycle search's bookkeeping: what every arc has left, and what was dropped.
 struct Ledger {
     remaining: Vec<i64>,
+    valid: ValidArcs,
     /// Arcs dropped because their cycle had a leg below the minimum, with what they had left.
     dropped: Vec<(usize, i64)>,
     min: i64,
@@ -68,23 +69,21 @@ struct Ledger {
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
+    let remaining = initial_remaining(market, graph);
+    let min = market.min_trade_amount;
     let mut ledger = Ledger {
-        remaining: initial_remaining(market, graph),
+        valid: ValidArcs::from_fn(remaining.len(), |pos| remaining[pos] >= min),
+        remaining,
         dropped: Vec::new(),
-        min: market.min_trade_amount,
+        min,
         legs: Vec::new(),
         cycles: 0,
     };
     let mut traversal = Traversal::new(graph);
-    loop {
-        let (remaining, min) = (&ledger.remaining, ledger.min);
-        let Some(cycle) = traversal.find_cycle(graph, |pos| remaining[pos] >= min) else {
-            break;
-        };
+    while let Some(cycle) = traversal.find_cycle(graph, &ledger.valid) {
         let len = cycle.nodes.len();
         ledger.cancel(market, graph, &cycle);
-        let (remaining, min) = (&ledger.remaining, ledger.min);
-        traversal.resume(len, |pos| remaining[pos] >= min);
+        traversal.resume(len, &ledger.valid);
     }
     Matching {
         filled: ledger.filled(market, graph),
@@ -98,14 +97,19 @@ impl Ledger {
         self.collect_legs(market, graph, cycle);
         if size_legs(&mut self.legs, self.min) {
             for leg in &self.legs {
-                self.remaining[leg.supply] -= leg.tokens;
-                self.remaining[leg.demand] -= leg.tokens;
+                for pos in [leg.supply, leg.demand] {
+                    self.remaining[pos] -= leg.tokens;
+                    if self.remaining[pos] < self.min {
+                        self.valid.remove(pos);
+                    }
+                }
             }
             self.cycles += 1;
         } else {
             let b = bottleneck(&self.legs, &self.remaining);
             self.dropped.push((b, self.remaining[b]));
             self.remaining[b] = 0;
+            self.valid.remove(b);
         }
     }
 

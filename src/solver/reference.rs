@@ -9,7 +9,7 @@
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
-use super::traversal::Traversal;
+use super::traversal::{Traversal, ValidArcs};
 
 /// What the reference's search found on a market.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -26,19 +26,21 @@ pub struct ReferenceResult {
 /// element is entered by an arc from the next one (cyclically), as in the reference.
 pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMut(f64, &[i64])) {
     let (mut amount, min) = arc_amounts(market, graph);
+    let mut valid = ValidArcs::from_fn(amount.len(), |pos| amount[pos] >= min[pos]);
     let mut traversal = Traversal::new(graph);
     let mut ids: Vec<i64> = Vec::new();
-    loop {
-        let Some(cycle) = traversal.find_cycle(graph, |pos| amount[pos] >= min[pos]) else {
-            break;
-        };
+    while let Some(cycle) = traversal.find_cycle(graph, &valid) {
         let value = cycle
             .arcs
             .iter()
             .map(|&a| amount[a as usize])
             .fold(f64::INFINITY, f64::min);
         for &a in cycle.arcs {
-            amount[a as usize] -= value;
+            let a = a as usize;
+            amount[a] -= value;
+            if !(amount[a] >= min[a]) {
+                valid.remove(a);
+            }
         }
         ids.clear();
         ids.extend(cycle.nodes.iter().rev().map(|&n| node_id(market, graph, n)));
@@ -50,7 +52,7 @@ pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMu
         }
         let len = cycle.nodes.len();
         each(value, &ids);
-        traversal.resume(len, |pos| amount[pos] >= min[pos]);
+        traversal.resume(len, &valid);
     }
 }
 

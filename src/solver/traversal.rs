@@ -1,22 +1,61 @@
 //! The depth-first cycle search over an [`OfferGraph`] (solver.md §3.5).
 //!
-//! The search keeps a path from the root trader and, for every node, a status word
-//! `(arc index << 1) | on-path flag`. At the top of the path it follows the first valid arc
-//! whose target is not on the path; when the target is on the path, a cycle is found. Arc
-//! indices only move forward, and a node whose arcs are exhausted is never expanded again, which
-//! is sound because arcs only lose amount. After a cycle has been cancelled, the search resumes
-//! at the lowest node of the cycle whose arc died: the nodes below it would be walked again
-//! unchanged, so keeping them on the path gives the same search as the reference's, which
-//! resumes at the node that closed the cycle.
+//! The search keeps a path from the root trader and, for every node, the index of its current
+//! arc. At the top of the path it follows the first valid arc whose target is not on the path;
+//! when the target is on the path, a cycle is found. When a node's arcs are exhausted it is
+//! popped and its parent moves past the arc that led to it. Arc indices only move forward, and an
+//! exhausted node is never expanded again, which is sound because arcs only lose amount. After a
+//! cycle has been cancelled, the search resumes at the lowest node of the cycle whose arc died:
+//! the nodes below it would be walked again unchanged, so keeping them on the path gives the same
+//! search as the reference's, which resumes at the node that closed the cycle.
 
 use super::graph::OfferGraph;
 
-/// The on-path flag of a node's status word; the arc index is stored above it.
-const ON_PATH: u32 = 1;
+/// A fixed-size set of small integers, one bit each.
+///
+/// The search's most frequent tests (is this arc valid, is this node on the path) read these
+/// bitsets, which are 32–64 times smaller than the arrays they summarise and so mostly hit the
+/// CPU cache.
+#[derive(Clone, Debug)]
+pub struct BitSet(Vec<u64>);
+
+impl BitSet {
+    /// A set of the integers below `len` for which `member` holds.
+    pub fn from_fn(len: usize, member: impl Fn(usize) -> bool) -> Self {
+        let mut words = vec![0u64; len.div_ceil(64)];
+        for n in (0..len).filter(|&n| member(n)) {
+            words[n / 64] |= 1 << (n % 64);
+        }
+        BitSet(words)
+    }
+
+    /// Whether `n` is in the set.
+    #[inline]
+    pub fn contains(&self, n: usize) -> bool {
+        self.0[n / 64] & (1 << (n % 64)) != 0
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn insert(&mut self, n: usize) {
+        self.0[n / 64] |= 1 << (n % 64);
+    }
+
+    /// Removes `n`.
+    #[inline]
+    pub fn remove(&mut self, n: usize) {
+        self.0[n / 64] &= !(1 << (n % 64));
+    }
+}
+
+/// The arcs that may still be followed, by position; an arc removed from it never returns.
+pub type ValidArcs = BitSet;
 
 /// The search state.
 pub struct Traversal {
-    status: Vec<u32>,
+    /// Each node's current arc index.
+    next_arc: Vec<u32>,
+    on_path: BitSet,
     path: Vec<u32>,
     /// For each path element, the position of the arc it follows (its arc in the cycle).
     path_arcs: Vec<u32>,
@@ -34,43 +73,44 @@ pub struct Cycle<'a> {
 impl Traversal {
     /// Starts a search at the graph's root.
     pub fn new(graph: &OfferGraph) -> Self {
+        let root = graph.root();
+        let mut on_path = BitSet::from_fn(graph.node_count(), |_| false);
+        on_path.insert(root as usize);
         Traversal {
-            status: vec![0; graph.node_count()],
-            path: vec![graph.root()],
+            next_arc: vec![0; graph.node_count()],
+            on_path,
+            path: vec![root],
             path_arcs: vec![0],
         }
     }
 
     /// Advances to the next cycle of valid arcs and returns it; `None` once exhausted.
     ///
-    /// `valid(position)` tells whether an arc may be followed. After processing the cycle, call
-    /// [`Traversal::resume`] before searching again.
-    pub fn find_cycle(
-        &mut self,
-        graph: &OfferGraph,
-        valid: impl Fn(usize) -> bool,
-    ) -> Option<Cycle<'_>> {
+    /// Only arcs in `valid` are followed. After processing the cycle (which must make at least
+    /// one of its arcs invalid), call [`Traversal::resume`] before searching again.
+    pub fn find_cycle(&mut self, graph: &OfferGraph, valid: &ValidArcs) -> Option<Cycle<'_>> {
         while let Some(&u) = self.path.last() {
-            let st = self.status[u as usize];
-            let mut i = ((st >> 1) + (st & ON_PATH)) as usize;
+            let mut i = self.next_arc[u as usize] as usize;
             let (first, targets) = graph.arcs(u);
-            while i < targets.len() && !valid(first + i) {
+            while i < targets.len() && !valid.contains(first + i) {
                 i += 1;
             }
-            let top = self.path.len() - 1;
+            self.next_arc[u as usize] = i as u32;
             let Some(&v) = targets.get(i) else {
-                self.status[u as usize] = (i as u32) << 1;
+                self.on_path.remove(u as usize);
                 self.path.pop();
                 self.path_arcs.pop();
+                if let Some(&parent) = self.path.last() {
+                    self.next_arc[parent as usize] += 1;
+                }
                 continue;
             };
-            self.path_arcs[top] = (first + i) as u32;
-            if self.status[v as usize] & ON_PATH == 0 {
-                self.status[u as usize] = ((i as u32) << 1) | ON_PATH;
+            *self.path_arcs.last_mut().expect("non-empty path") = (first + i) as u32;
+            if !self.on_path.contains(v as usize) {
+                self.on_path.insert(v as usize);
                 self.path.push(v);
                 self.path_arcs.push(0);
             } else {
-                self.status[u as usize] = ((i as u32) << 1) | ON_PATH;
                 let start = self
                     .path
                     .iter()
@@ -86,20 +126,16 @@ impl Traversal {
     }
 
     /// Continues after the current cycle: pops every node above the lowest cycle node whose arc
-    /// is no longer valid, which then re-examines its arc as the new top.
-    pub fn resume(&mut self, cycle_len: usize, valid: impl Fn(usize) -> bool) {
+    /// is no longer valid; that node, now the top, looks for its next valid arc.
+    pub fn resume(&mut self, cycle_len: usize, valid: &ValidArcs) {
         let start = self.path.len() - cycle_len;
         let dead = (start..self.path.len())
-            .find(|&k| !valid(self.path_arcs[k] as usize))
+            .find(|&k| !valid.contains(self.path_arcs[k] as usize))
             .unwrap_or(start);
         for &n in &self.path[dead + 1..] {
-            self.status[n as usize] &= !ON_PATH;
+            self.on_path.remove(n as usize);
         }
         self.path.truncate(dead + 1);
         self.path_arcs.truncate(dead + 1);
-        // The new top is still on the path, but its flag must be clear so that its current
-        // arc is examined again rather than skipped.
-        let top = self.path[dead] as usize;
-        self.status[top] &= !ON_PATH;
     }
 }
