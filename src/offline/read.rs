@@ -67,7 +67,7 @@ impl Table {
     }
 
     /// Reads the next row; false at the end of the file.
-    pub fn next(&mut self) -> anyhow::Result<bool> {
+    pub fn advance(&mut self) -> anyhow::Result<bool> {
         let more = self
             .reader
             .read_byte_record(&mut self.record)
@@ -148,7 +148,7 @@ fn load_params(dir: &Path) -> anyhow::Result<TurnParams> {
         "min_trade_amount",
     ];
     let mut t = Table::open(dir, TURN, &columns, &["turn_id"])?;
-    if !t.next()? {
+    if !t.advance()? {
         bail!("{} line 2: expected one row", dir.join(TURN).display());
     }
     let params = TurnParams {
@@ -164,7 +164,7 @@ fn load_params(dir: &Path) -> anyhow::Result<TurnParams> {
     {
         return Err(t.error("base_debtor_id must not be 0; max_distance_to_base and min_trade_amount must be positive"));
     }
-    if t.next()? {
+    if t.advance()? {
         return Err(t.error("expected only one row"));
     }
     Ok(params)
@@ -181,7 +181,7 @@ fn load_currencies(dir: &Path) -> anyhow::Result<Vec<CurrencyInfo>> {
     ];
     let mut t = Table::open(dir, CURRENCY_INFO, &columns, &[])?;
     let (mut rows, mut locators) = (Vec::new(), std::collections::HashSet::new());
-    while t.next()? {
+    while t.advance()? {
         let row = CurrencyInfo {
             debtor_info_locator: t.optional(0)?.unwrap_or_default(),
             debtor_id: t.get(1)?,
@@ -210,7 +210,7 @@ fn load_collectors(dir: &Path) -> anyhow::Result<Vec<CollectorAccount>> {
         &[],
     )?;
     let (mut rows, mut seen) = (Vec::new(), FxHashSet::default());
-    while t.next()? {
+    while t.advance()? {
         let row = CollectorAccount {
             debtor_id: t.get(0)?,
             collector_id: t.get(1)?,
@@ -251,7 +251,7 @@ fn load_sells(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<SellOffe
         &[],
     )?;
     let mut rows = Vec::new();
-    while t.next()? {
+    while t.advance()? {
         let row = SellOffer {
             creditor_id: t.get(0)?,
             debtor_id: t.get(1)?,
@@ -270,7 +270,7 @@ fn load_sells(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<SellOffe
 fn load_buys(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<BuyOffer>> {
     let mut t = Table::open(dir, BUY_OFFER, &["creditor_id", "debtor_id", "amount"], &[])?;
     let mut rows = Vec::new();
-    while t.next()? {
+    while t.advance()? {
         let row = BuyOffer {
             creditor_id: t.get(0)?,
             debtor_id: t.get(1)?,
@@ -292,7 +292,7 @@ pub fn find_line(
 ) -> Option<u64> {
     let mut t = Table::open(dir, name, columns, &[]).ok()?;
     let mut seen = 0;
-    while t.next().ok()? {
+    while t.advance().ok()? {
         if matches(&t) {
             if seen == nth {
                 return Some(t.line);

@@ -118,7 +118,8 @@ fn database_exports_work_as_they_are() {
 
 #[test]
 fn bad_input_names_file_and_line() {
-    let cases: [(&str, Box<dyn FnOnce(&Path)>, &str); 6] = [
+    type Edit = Box<dyn FnOnce(&Path)>;
+    let cases: [(&str, Edit, &str); 6] = [
         (
             "dup-sell",
             Box::new(|d| append(d, "sell_offer.csv", "7,1,101,100,999\n")),

@@ -122,6 +122,18 @@ impl OfferGraph {
         }
     }
 
+    /// Builds a flat table with one entry per arc, in arc-position order, from
+    /// `make(target, order)`; the search keeps its per-arc state there, next to the target.
+    pub fn arc_table<A>(&self, mut make: impl FnMut(u32, u32) -> A) -> Vec<A> {
+        let mut table = Vec::with_capacity(self.arc_count());
+        for u in 0..self.node_count() as u32 {
+            let targets = self.csr.neighbors_slice(u);
+            let orders = self.csr.edges_slice(u);
+            table.extend(targets.iter().zip(orders).map(|(&t, &k)| make(t, k)));
+        }
+        table
+    }
+
     /// The rank a node was sorted by.
     pub fn rank(&self, node: u32) -> u64 {
         self.ranks[node as usize]

@@ -8,7 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
-use super::traversal::{Cycle, Traversal, ValidArcs};
+use super::traversal::{ArcTarget, Cycle, Traversal, ValidArcs};
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,9 +56,24 @@ struct Leg {
     tokens: i64,
 }
 
+/// An arc as the integer search sees it: its target, its order, and the tokens it has left.
+#[derive(Clone, Copy, Debug)]
+struct LedgerArc {
+    target: u32,
+    order: u32,
+    remaining: i64,
+}
+
+impl ArcTarget for LedgerArc {
+    #[inline]
+    fn target(&self) -> u32 {
+        self.target
+    }
+}
+
 /// The cycle search's bookkeeping: what every arc has left, and what was dropped.
 struct Ledger {
-    remaining: Vec<i64>,
+    arcs: Vec<LedgerArc>,
     valid: ValidArcs,
     /// Arcs dropped because their cycle had a leg below the minimum, with what they had left.
     dropped: Vec<(usize, i64)>,
@@ -69,24 +84,31 @@ struct Ledger {
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
-    let remaining = initial_remaining(market, graph);
+    let arcs = graph.arc_table(|target, order| LedgerArc {
+        target,
+        order,
+        remaining: match order {
+            ROOT_ARC => i64::MAX,
+            k => market.orders[k as usize].amount,
+        },
+    });
     let min = market.min_trade_amount;
     let mut ledger = Ledger {
-        valid: ValidArcs::from_fn(remaining.len(), |pos| remaining[pos] >= min),
-        remaining,
+        valid: ValidArcs::from_fn(arcs.len(), |pos| arcs[pos].remaining >= min),
+        arcs,
         dropped: Vec::new(),
         min,
         legs: Vec::new(),
         cycles: 0,
     };
     let mut traversal = Traversal::new(graph);
-    while let Some(cycle) = traversal.find_cycle(graph, &ledger.valid) {
+    while let Some(cycle) = traversal.find_cycle(&ledger.arcs, &ledger.valid) {
         let len = cycle.nodes.len();
         ledger.cancel(market, graph, &cycle);
         traversal.resume(len, &ledger.valid);
     }
     Matching {
-        filled: ledger.filled(market, graph),
+        filled: ledger.filled(market),
         cycles: ledger.cycles,
     }
 }
@@ -98,17 +120,18 @@ impl Ledger {
         if size_legs(&mut self.legs, self.min) {
             for leg in &self.legs {
                 for pos in [leg.supply, leg.demand] {
-                    self.remaining[pos] -= leg.tokens;
-                    if self.remaining[pos] < self.min {
+                    let arc = &mut self.arcs[pos];
+                    arc.remaining -= leg.tokens;
+                    if arc.remaining < self.min {
                         self.valid.remove(pos);
                     }
                 }
             }
             self.cycles += 1;
         } else {
-            let b = bottleneck(&self.legs, &self.remaining);
-            self.dropped.push((b, self.remaining[b]));
-            self.remaining[b] = 0;
+            let b = bottleneck(&self.legs, &self.arcs);
+            self.dropped.push((b, self.arcs[b].remaining));
+            self.arcs[b].remaining = 0;
             self.valid.remove(b);
         }
     }
@@ -128,43 +151,23 @@ impl Ledger {
                 price: market.currencies[c as usize].price,
                 supply,
                 demand,
-                tokens: self.remaining[supply].min(self.remaining[demand]),
+                tokens: self.arcs[supply].remaining.min(self.arcs[demand].remaining),
             });
         }
     }
 
     /// Tokens filled per order: what its arc lost, except what was dropped.
-    fn filled(&self, market: &Market, graph: &OfferGraph) -> Vec<i64> {
-        let mut lost = self.remaining.clone();
-        for &(pos, amount) in &self.dropped {
-            lost[pos] += amount;
-        }
+    fn filled(&self, market: &Market) -> Vec<i64> {
         let mut filled = vec![0i64; market.orders.len()];
-        for u in 0..graph.node_count() as u32 {
-            let (first, _) = graph.arcs(u);
-            for (i, &k) in graph.arc_orders(u).iter().enumerate() {
-                if k != ROOT_ARC {
-                    filled[k as usize] = market.orders[k as usize].amount - lost[first + i];
-                }
-            }
+        for arc in self.arcs.iter().filter(|a| a.order != ROOT_ARC) {
+            let order = arc.order as usize;
+            filled[order] = market.orders[order].amount - arc.remaining;
+        }
+        for &(pos, amount) in &self.dropped {
+            filled[self.arcs[pos].order as usize] -= amount;
         }
         filled
     }
-}
-
-/// The tokens each arc has left: its order's amount, unlimited for root arcs.
-fn initial_remaining(market: &Market, graph: &OfferGraph) -> Vec<i64> {
-    let mut remaining = vec![0i64; graph.arc_count()];
-    for u in 0..graph.node_count() as u32 {
-        let (first, _) = graph.arcs(u);
-        for (i, &order) in graph.arc_orders(u).iter().enumerate() {
-            remaining[first + i] = match order {
-                ROOT_ARC => i64::MAX,
-                k => market.orders[k as usize].amount,
-            };
-        }
-    }
-    remaining
 }
 
 /// Sizes every leg in whole tokens; false when some leg would fall below `min`.
@@ -191,11 +194,11 @@ fn size_legs(legs: &mut [Leg], min: i64) -> bool {
 }
 
 /// The position of the cycle's smallest arc by value.
-fn bottleneck(legs: &[Leg], remaining: &[i64]) -> usize {
+fn bottleneck(legs: &[Leg], arcs: &[LedgerArc]) -> usize {
     let mut best = (f64::INFINITY, 0);
     for leg in legs {
         for pos in [leg.supply, leg.demand] {
-            let value = remaining[pos] as f64 * f64::from(leg.price);
+            let value = arcs[pos].remaining as f64 * f64::from(leg.price);
             if value < best.0 {
                 best = (value, pos);
             }

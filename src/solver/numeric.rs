@@ -34,11 +34,11 @@ pub fn rate_to_f32(rate: Option<f64>) -> f32 {
 /// price, or a quotient that is not positive, gives 0 (the reference's `calc_amt`).
 pub fn calc_amt(amount: f64, price: f32) -> i64 {
     let price = f64::from(price);
-    if !(price > 0.0) {
+    if price.is_nan() || price <= 0.0 {
         return 0;
     }
     let tokens = amount / price;
-    if !(tokens > 0.0) {
+    if tokens.is_nan() || tokens <= 0.0 {
         0
     } else if tokens < 9_223_372_036_854_775_808.0 {
         tokens.round() as i64

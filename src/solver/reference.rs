@@ -9,7 +9,7 @@
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
-use super::traversal::{Traversal, ValidArcs};
+use super::traversal::{ArcTarget, Traversal, ValidArcs};
 
 /// What the reference's search found on a market.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -25,29 +25,27 @@ pub struct ReferenceResult {
 /// `ids` alternates currency debtor IDs and trader creditor IDs, starting with a currency; each
 /// element is entered by an arc from the next one (cyclically), as in the reference.
 pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMut(f64, &[i64])) {
-    let (mut amount, min) = arc_amounts(market, graph);
-    let mut valid = ValidArcs::from_fn(amount.len(), |pos| amount[pos] >= min[pos]);
+    let mut arcs = arc_amounts(market, graph);
+    let mut valid = ValidArcs::from_fn(arcs.len(), |pos| arcs[pos].amount >= arcs[pos].min);
     let mut traversal = Traversal::new(graph);
     let mut ids: Vec<i64> = Vec::new();
-    while let Some(cycle) = traversal.find_cycle(graph, &valid) {
+    while let Some(cycle) = traversal.find_cycle(&arcs, &valid) {
         let value = cycle
             .arcs
             .iter()
-            .map(|&a| amount[a as usize])
+            .map(|&a| arcs[a as usize].amount)
             .fold(f64::INFINITY, f64::min);
         for &a in cycle.arcs {
-            let a = a as usize;
-            amount[a] -= value;
-            if !(amount[a] >= min[a]) {
-                valid.remove(a);
+            let arc = &mut arcs[a as usize];
+            arc.amount -= value;
+            if arc.amount.is_nan() || arc.amount < arc.min {
+                valid.remove(a as usize);
             }
         }
         ids.clear();
         ids.extend(cycle.nodes.iter().rev().map(|&n| node_id(market, graph, n)));
-        if !matches!(
-            graph.kind(*cycle.nodes.last().expect("non-empty")),
-            NodeKind::Currency(_)
-        ) {
+        let closing = *cycle.nodes.last().expect("non-empty");
+        if !matches!(graph.kind(closing), NodeKind::Currency(_)) {
             ids.rotate_left(1);
         }
         let len = cycle.nodes.len();
@@ -67,23 +65,38 @@ pub fn reference_volume(market: &Market) -> ReferenceResult {
     result
 }
 
-/// Each arc's amount and minimum in base units, as the reference computes them.
-fn arc_amounts(market: &Market, graph: &OfferGraph) -> (Vec<f64>, Vec<f64>) {
-    let mut amount = vec![f64::INFINITY; graph.arc_count()];
-    let mut min = vec![0.0; graph.arc_count()];
-    for u in 0..graph.node_count() as u32 {
-        let (first, _) = graph.arcs(u);
-        for (i, &k) in graph.arc_orders(u).iter().enumerate() {
-            if k == ROOT_ARC {
-                continue;
-            }
-            let order = &market.orders[k as usize];
-            let price = market.currencies[order.currency as usize].price;
-            amount[first + i] = f64::from(order.amount as f32 * price);
-            min[first + i] = market.min_trade_amount as f64 * f64::from(price);
-        }
+/// An arc as the reference sees it: worth `amount` base units, valid while at least `min`.
+struct RefArc {
+    target: u32,
+    amount: f64,
+    min: f64,
+}
+
+impl ArcTarget for RefArc {
+    #[inline]
+    fn target(&self) -> u32 {
+        self.target
     }
-    (amount, min)
+}
+
+/// Each arc's amount and minimum in base units, as the reference computes them.
+fn arc_amounts(market: &Market, graph: &OfferGraph) -> Vec<RefArc> {
+    graph.arc_table(|target, k| {
+        if k == ROOT_ARC {
+            return RefArc {
+                target,
+                amount: f64::INFINITY,
+                min: 0.0,
+            };
+        }
+        let order = &market.orders[k as usize];
+        let price = market.currencies[order.currency as usize].price;
+        RefArc {
+            target,
+            amount: f64::from(order.amount as f32 * price),
+            min: market.min_trade_amount as f64 * f64::from(price),
+        }
+    })
 }
 
 fn node_id(market: &Market, graph: &OfferGraph, node: u32) -> i64 {

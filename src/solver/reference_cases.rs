@@ -68,8 +68,11 @@ fn solved(input: &TurnInput) -> TurnOutput {
     out
 }
 
-/// (creditor, debtor, amount, collector) of takings and givings, sorted.
-fn changes(out: &TurnOutput) -> (Vec<(i64, i64, i64, i64)>, Vec<(i64, i64, i64, i64)>) {
+/// (creditor, debtor, amount, collector)
+type Change = (i64, i64, i64, i64);
+
+/// The takings and givings, each sorted.
+fn changes(out: &TurnOutput) -> (Vec<Change>, Vec<Change>) {
     let mut takings: Vec<_> = out
         .rows
         .creditor_taking

@@ -51,10 +51,23 @@ impl BitSet {
 /// The arcs that may still be followed, by position; an arc removed from it never returns.
 pub type ValidArcs = BitSet;
 
+/// An entry of a search's arc table: anything that knows the arc's target node.
+pub trait ArcTarget {
+    /// The node the arc enters.
+    fn target(&self) -> u32;
+}
+
+/// A node's current arc and the end of its arcs, kept together so a visit touches one cache
+/// line.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    next: u32,
+    end: u32,
+}
+
 /// The search state.
 pub struct Traversal {
-    /// Each node's current arc index.
-    next_arc: Vec<u32>,
+    cursors: Vec<Cursor>,
     on_path: BitSet,
     path: Vec<u32>,
     /// For each path element, the position of the arc it follows (its arc in the cycle).
@@ -76,8 +89,18 @@ impl Traversal {
         let root = graph.root();
         let mut on_path = BitSet::from_fn(graph.node_count(), |_| false);
         on_path.insert(root as usize);
+        let cursors = (0..graph.node_count() as u32)
+            .map(|u| {
+                let (first, targets) = graph.arcs(u);
+                let end = (first + targets.len()) as u32;
+                Cursor {
+                    next: first as u32,
+                    end,
+                }
+            })
+            .collect();
         Traversal {
-            next_arc: vec![0; graph.node_count()],
+            cursors,
             on_path,
             path: vec![root],
             path_arcs: vec![0],
@@ -86,26 +109,28 @@ impl Traversal {
 
     /// Advances to the next cycle of valid arcs and returns it; `None` once exhausted.
     ///
-    /// Only arcs in `valid` are followed. After processing the cycle (which must make at least
-    /// one of its arcs invalid), call [`Traversal::resume`] before searching again.
-    pub fn find_cycle(&mut self, graph: &OfferGraph, valid: &ValidArcs) -> Option<Cycle<'_>> {
+    /// `arcs` is the graph's arc table (see [`OfferGraph::arc_table`]); only arcs in `valid`
+    /// are followed. After processing the cycle (which must make at least one of its arcs
+    /// invalid), call [`Traversal::resume`] before searching again.
+    pub fn find_cycle<A: ArcTarget>(&mut self, arcs: &[A], valid: &ValidArcs) -> Option<Cycle<'_>> {
         while let Some(&u) = self.path.last() {
-            let mut i = self.next_arc[u as usize] as usize;
-            let (first, targets) = graph.arcs(u);
-            while i < targets.len() && !valid.contains(first + i) {
-                i += 1;
+            let cursor = &mut self.cursors[u as usize];
+            let mut pos = cursor.next;
+            while pos < cursor.end && !valid.contains(pos as usize) {
+                pos += 1;
             }
-            self.next_arc[u as usize] = i as u32;
-            let Some(&v) = targets.get(i) else {
+            cursor.next = pos;
+            if pos == cursor.end {
                 self.on_path.remove(u as usize);
                 self.path.pop();
                 self.path_arcs.pop();
                 if let Some(&parent) = self.path.last() {
-                    self.next_arc[parent as usize] += 1;
+                    self.cursors[parent as usize].next += 1;
                 }
                 continue;
-            };
-            *self.path_arcs.last_mut().expect("non-empty path") = (first + i) as u32;
+            }
+            let v = arcs[pos as usize].target();
+            *self.path_arcs.last_mut().expect("non-empty path") = pos;
             if !self.on_path.contains(v as usize) {
                 self.on_path.insert(v as usize);
                 self.path.push(v);

@@ -276,7 +276,8 @@ mod tests {
         };
         let mut bp = BidProcessor::new(base, 1000);
         let aux = BidAux::default();
-        let bids: [(i64, i64, i64, Option<(i64, f64)>); 12] = [
+        type Row = (i64, i64, i64, Option<(i64, f64)>);
+        let bids: [Row; 12] = [
             (1, 0, 1000, None),
             (1, 101, 6000, None),
             (1, 102, 0, Some((101, 1.0))),
