@@ -8,7 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
-use super::traversal::{ArcTarget, Cycle, Traversal, ValidArcs};
+use super::traversal::{Cycle, SearchArc, Traversal};
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,7 +56,11 @@ struct Leg {
     tokens: i64,
 }
 
-/// An arc as the integer search sees it: its target, its order, and the tokens it has left.
+/// Marks a dead arc in [`LedgerArc::order`].
+const DEAD: u32 = 1 << 31;
+
+/// An arc as the integer search sees it: its target, its order (with the [`DEAD`] flag once it
+/// may no longer be followed) and the tokens it has left.
 #[derive(Clone, Copy, Debug)]
 struct LedgerArc {
     target: u32,
@@ -64,19 +68,21 @@ struct LedgerArc {
     remaining: i64,
 }
 
-impl ArcTarget for LedgerArc {
+impl SearchArc for LedgerArc {
     #[inline]
     fn target(&self) -> u32 {
         self.target
     }
+
+    #[inline]
+    fn is_valid(&self) -> bool {
+        self.order & DEAD == 0
+    }
 }
 
-/// The cycle search's bookkeeping: what every arc has left, and what was dropped.
+/// The cycle search's bookkeeping: every arc's state, and the legs of the current cycle.
 struct Ledger {
     arcs: Vec<LedgerArc>,
-    valid: ValidArcs,
-    /// Arcs dropped because their cycle had a leg below the minimum, with what they had left.
-    dropped: Vec<(usize, i64)>,
     min: i64,
     legs: Vec<Leg>,
     cycles: u64,
@@ -84,28 +90,32 @@ struct Ledger {
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
-    let arcs = graph.arc_table(|target, order| LedgerArc {
-        target,
-        order,
-        remaining: match order {
+    let min = market.min_trade_amount;
+    let arcs = graph.arc_table(|target, order| {
+        let remaining = match order {
             ROOT_ARC => i64::MAX,
             k => market.orders[k as usize].amount,
-        },
+        };
+        // Root arcs keep `ROOT_ARC` without the dead flag: it names no order.
+        let order = if order == ROOT_ARC { !DEAD } else { order };
+        let dead = if remaining < min { DEAD } else { 0 };
+        LedgerArc {
+            target,
+            order: order | dead,
+            remaining,
+        }
     });
-    let min = market.min_trade_amount;
     let mut ledger = Ledger {
-        valid: ValidArcs::from_fn(arcs.len(), |pos| arcs[pos].remaining >= min),
         arcs,
-        dropped: Vec::new(),
         min,
         legs: Vec::new(),
         cycles: 0,
     };
     let mut traversal = Traversal::new(graph);
-    while let Some(cycle) = traversal.find_cycle(&ledger.arcs, &ledger.valid) {
+    while let Some(cycle) = traversal.find_cycle(&ledger.arcs) {
         let len = cycle.nodes.len();
         ledger.cancel(market, graph, &cycle);
-        traversal.resume(len, &ledger.valid);
+        traversal.resume(len, &ledger.arcs);
     }
     Matching {
         filled: ledger.filled(market),
@@ -123,16 +133,14 @@ impl Ledger {
                     let arc = &mut self.arcs[pos];
                     arc.remaining -= leg.tokens;
                     if arc.remaining < self.min {
-                        self.valid.remove(pos);
+                        arc.order |= DEAD;
                     }
                 }
             }
             self.cycles += 1;
         } else {
             let b = bottleneck(&self.legs, &self.arcs);
-            self.dropped.push((b, self.arcs[b].remaining));
-            self.arcs[b].remaining = 0;
-            self.valid.remove(b);
+            self.arcs[b].order |= DEAD;
         }
     }
 
@@ -156,15 +164,14 @@ impl Ledger {
         }
     }
 
-    /// Tokens filled per order: what its arc lost, except what was dropped.
+    /// Tokens filled per order: what its arc moved.
     fn filled(&self, market: &Market) -> Vec<i64> {
         let mut filled = vec![0i64; market.orders.len()];
-        for arc in self.arcs.iter().filter(|a| a.order != ROOT_ARC) {
-            let order = arc.order as usize;
-            filled[order] = market.orders[order].amount - arc.remaining;
-        }
-        for &(pos, amount) in &self.dropped {
-            filled[self.arcs[pos].order as usize] -= amount;
+        for arc in &self.arcs {
+            let order = (arc.order & !DEAD) as usize;
+            if let Some(o) = market.orders.get(order) {
+                filled[order] = o.amount - arc.remaining;
+            }
         }
         filled
     }

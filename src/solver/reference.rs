@@ -9,7 +9,7 @@
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
-use super::traversal::{ArcTarget, Traversal, ValidArcs};
+use super::traversal::{SearchArc, Traversal};
 
 /// What the reference's search found on a market.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -26,21 +26,16 @@ pub struct ReferenceResult {
 /// element is entered by an arc from the next one (cyclically), as in the reference.
 pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMut(f64, &[i64])) {
     let mut arcs = arc_amounts(market, graph);
-    let mut valid = ValidArcs::from_fn(arcs.len(), |pos| arcs[pos].amount >= arcs[pos].min);
     let mut traversal = Traversal::new(graph);
     let mut ids: Vec<i64> = Vec::new();
-    while let Some(cycle) = traversal.find_cycle(&arcs, &valid) {
+    while let Some(cycle) = traversal.find_cycle(&arcs) {
         let value = cycle
             .arcs
             .iter()
             .map(|&a| arcs[a as usize].amount)
             .fold(f64::INFINITY, f64::min);
         for &a in cycle.arcs {
-            let arc = &mut arcs[a as usize];
-            arc.amount -= value;
-            if arc.amount.is_nan() || arc.amount < arc.min {
-                valid.remove(a as usize);
-            }
+            arcs[a as usize].amount -= value;
         }
         ids.clear();
         ids.extend(cycle.nodes.iter().rev().map(|&n| node_id(market, graph, n)));
@@ -50,7 +45,7 @@ pub fn reference_cycles(market: &Market, graph: &OfferGraph, mut each: impl FnMu
         }
         let len = cycle.nodes.len();
         each(value, &ids);
-        traversal.resume(len, &valid);
+        traversal.resume(len, &arcs);
     }
 }
 
@@ -72,10 +67,16 @@ struct RefArc {
     min: f64,
 }
 
-impl ArcTarget for RefArc {
+impl SearchArc for RefArc {
     #[inline]
     fn target(&self) -> u32 {
         self.target
+    }
+
+    /// Valid while worth at least the currency's minimum (NaN never is).
+    #[inline]
+    fn is_valid(&self) -> bool {
+        self.amount >= self.min
     }
 }
 

@@ -13,9 +13,8 @@ use super::graph::OfferGraph;
 
 /// A fixed-size set of small integers, one bit each.
 ///
-/// The search's most frequent tests (is this arc valid, is this node on the path) read these
-/// bitsets, which are 32–64 times smaller than the arrays they summarise and so mostly hit the
-/// CPU cache.
+/// The search's on-path test reads this bitset, which is 32 times smaller than a word per node
+/// and so mostly hits the CPU cache.
 #[derive(Clone, Debug)]
 pub struct BitSet(Vec<u64>);
 
@@ -48,13 +47,15 @@ impl BitSet {
     }
 }
 
-/// The arcs that may still be followed, by position; an arc removed from it never returns.
-pub type ValidArcs = BitSet;
-
-/// An entry of a search's arc table: anything that knows the arc's target node.
-pub trait ArcTarget {
+/// An entry of a search's arc table: the arc's target node and whether it may be followed.
+///
+/// Both live in one table entry, so the search's step touches one cache line per arc. An arc
+/// that stops being valid must never become valid again.
+pub trait SearchArc {
     /// The node the arc enters.
     fn target(&self) -> u32;
+    /// Whether the arc may be followed.
+    fn is_valid(&self) -> bool;
 }
 
 /// A node's current arc and the end of its arcs, kept together so a visit touches one cache
@@ -109,14 +110,14 @@ impl Traversal {
 
     /// Advances to the next cycle of valid arcs and returns it; `None` once exhausted.
     ///
-    /// `arcs` is the graph's arc table (see [`OfferGraph::arc_table`]); only arcs in `valid`
-    /// are followed. After processing the cycle (which must make at least one of its arcs
-    /// invalid), call [`Traversal::resume`] before searching again.
-    pub fn find_cycle<A: ArcTarget>(&mut self, arcs: &[A], valid: &ValidArcs) -> Option<Cycle<'_>> {
+    /// `arcs` is the graph's arc table (see [`OfferGraph::arc_table`]); only valid arcs are
+    /// followed. After processing the cycle (which must make at least one of its arcs invalid),
+    /// call [`Traversal::resume`] before searching again.
+    pub fn find_cycle<A: SearchArc>(&mut self, arcs: &[A]) -> Option<Cycle<'_>> {
         while let Some(&u) = self.path.last() {
             let cursor = &mut self.cursors[u as usize];
             let mut pos = cursor.next;
-            while pos < cursor.end && !valid.contains(pos as usize) {
+            while pos < cursor.end && !arcs[pos as usize].is_valid() {
                 pos += 1;
             }
             cursor.next = pos;
@@ -152,10 +153,10 @@ impl Traversal {
 
     /// Continues after the current cycle: pops every node above the lowest cycle node whose arc
     /// is no longer valid; that node, now the top, looks for its next valid arc.
-    pub fn resume(&mut self, cycle_len: usize, valid: &ValidArcs) {
+    pub fn resume<A: SearchArc>(&mut self, cycle_len: usize, arcs: &[A]) {
         let start = self.path.len() - cycle_len;
         let dead = (start..self.path.len())
-            .find(|&k| !valid.contains(self.path_arcs[k] as usize))
+            .find(|&k| !arcs[self.path_arcs[k] as usize].is_valid())
             .unwrap_or(start);
         for &n in &self.path[dead + 1..] {
             self.on_path.remove(n as usize);
