@@ -5,6 +5,8 @@
 //! `SOLVER_BENCH_SIZES=1000000,5000000`; `SOLVER_BENCH_CSV=0` skips the CSV round trip. For each size it prints the solve time per
 //! stage, offers per second, peak memory, cycles and traded volume, the volume the reference's
 //! own arithmetic finds on the same market, and the CSV-in-to-CSV-out time of `solve_offline`.
+//! `benches/reference_volume.py` measures the compiled reference itself on a CSV input (see its
+//! docstring).
 
 use std::time::Instant;
 use swpt_trade::offline::{self, SolveOfflineArgs, memory};
