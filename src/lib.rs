@@ -10,6 +10,9 @@
 //! - [`broker`]: RabbitMQ topology and publishing.
 //! - [`outbox`]: outgoing messages stored in the worker database, and their flushers.
 //! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
+//! - [`solver`]: the pure solver engine (pricing, cycle matching, aggregation), no I/O.
+//! - [`offline`]: `solve_offline`, a turn solved from CSV files.
+//! - [`consumer`], [`handlers`]: consuming SMP messages and what they do to the database.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
 pub mod broker;
@@ -19,7 +22,9 @@ pub mod consumer;
 pub mod db;
 pub mod handlers;
 pub mod messages;
+pub mod offline;
 pub mod outbox;
 pub mod sharding;
 pub mod shutdown;
+pub mod solver;
 pub mod telemetry;

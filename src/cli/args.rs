@@ -64,6 +64,8 @@ pub enum Command {
     DeleteQueue(QueueArgs),
     /// Verifies that the worker database holds only records of this worker's shard.
     VerifyShardContent,
+    /// Solves one trading turn from CSV files and writes the six result tables as CSV files.
+    SolveOffline(crate::offline::SolveOfflineArgs),
 }
 
 impl Command {
@@ -97,6 +99,7 @@ impl Command {
             Self::Unsubscribe(_) => "unsubscribe",
             Self::DeleteQueue(_) => "delete_queue",
             Self::VerifyShardContent => "verify_shard_content",
+            Self::SolveOffline(_) => "solve_offline",
         }
     }
 }

@@ -78,6 +78,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::DeleteQueue(args) => {
             runtime()?.block_on(broker_admin::delete_queue(args, &config))
         }
+        Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),
         _ => Ok(not_implemented(name)),
     }
 }

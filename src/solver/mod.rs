@@ -1,0 +1,173 @@
+//! The solver: decides who gives what to whom in one trading turn.
+//!
+//! Pure code: no I/O, no async, no database. [`solve`] takes a [`TurnInput`] (the turn's
+//! currencies, active collector accounts and offers) and returns a [`TurnOutput`] (the rows of
+//! the six result tables). The stages are separate modules so they can be tested and replaced
+//! on their own: [`pricing`] (the peg tree), [`market`] (net orders), [`matching`] (the cycle
+//! search over the [`graph`]) and [`aggregation`] (rows, collectors and their transfers).
+//!
+//! Guarantees beyond the reference (solver.md §5): no account gives or receives more than its
+//! offer; every taking, giving and leg is at least `min_trade_amount` tokens; per currency,
+//! takings equal givings; and the output depends only on the input's content, not its order.
+
+pub mod aggregation;
+pub mod graph;
+pub mod input;
+pub mod market;
+pub mod matching;
+pub mod numeric;
+pub mod pricing;
+pub mod reference;
+pub mod rows;
+pub mod testgen;
+pub mod traversal;
+
+#[cfg(test)]
+mod invariants;
+#[cfg(test)]
+mod reference_cases;
+
+pub use input::{BuyOffer, CollectorAccount, CurrencyInfo, SellOffer, TurnInput, TurnParams};
+pub use rows::ResultRows;
+
+use aggregation::{Aggregation, AggregationError, CollectorPools};
+use market::{Market, OfferError, Side};
+use matching::{CycleMatcher, Matcher};
+use numeric::mix64;
+use pricing::{BaseCurrency, CurrencyRegistry, PricingError};
+use std::time::Instant;
+use thiserror::Error;
+
+/// Why a turn could not be solved; the turn stays in phase 2 until its input changes.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SolveError {
+    /// The turn parameters are out of range.
+    #[error("invalid turn parameters: {0}")]
+    InvalidParams(&'static str),
+    /// The currencies cannot be priced.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// An offer is invalid or duplicated.
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    /// The result does not fit the result tables.
+    #[error(transparent)]
+    Aggregation(#[from] AggregationError),
+}
+
+/// Figures about one solve.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SolveStats {
+    /// Currencies in the input.
+    pub currencies: usize,
+    /// Tradable currencies with a usable price.
+    pub tradable_currencies: usize,
+    /// Sell plus buy offers in the input.
+    pub offers: usize,
+    /// Net orders that entered matching.
+    pub orders: usize,
+    /// Cycles that moved tokens.
+    pub cycles: u64,
+    /// The value of everything bought, in base units.
+    pub traded_volume: f64,
+    /// Milliseconds spent pricing currencies.
+    pub price_ms: f64,
+    /// Milliseconds spent building the market and matching it.
+    pub match_ms: f64,
+    /// Milliseconds spent producing the result rows.
+    pub aggregate_ms: f64,
+}
+
+/// The result of solving a turn.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TurnOutput {
+    /// The six result tables.
+    pub rows: ResultRows,
+    /// Figures about the solve.
+    pub stats: SolveStats,
+}
+
+/// Solves a turn with the default matcher ([`CycleMatcher`]).
+pub fn solve(input: &TurnInput) -> Result<TurnOutput, SolveError> {
+    solve_with(input, &mut CycleMatcher)
+}
+
+/// Solves a turn with the given matcher.
+pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOutput, SolveError> {
+    let mut stats = SolveStats {
+        currencies: input.currencies.len(),
+        offers: input.sell_offers.len() + input.buy_offers.len(),
+        ..SolveStats::default()
+    };
+    let clock = Instant::now();
+    let prices = price(input)?;
+    stats.price_ms = elapsed_ms(clock);
+
+    let clock = Instant::now();
+    let market = Market::build(input, &prices)?;
+    drop(prices);
+    let matching = matcher.run(&market);
+    stats.match_ms = elapsed_ms(clock);
+    stats.tradable_currencies = market.currencies.len();
+    stats.orders = market.orders.len();
+    stats.cycles = matching.cycles;
+    stats.traded_volume = traded_volume(&market, &matching.filled);
+
+    let clock = Instant::now();
+    let pools = CollectorPools::new(&input.collectors);
+    let aggregation = Aggregation {
+        turn_id: input.params.turn_id,
+        seed: seed(&input.params),
+        pools: &pools,
+    };
+    let rows = aggregation.run(&market, &matching)?;
+    stats.aggregate_ms = elapsed_ms(clock);
+    Ok(TurnOutput { rows, stats })
+}
+
+/// Prices the turn's currencies.
+fn price(input: &TurnInput) -> Result<pricing::CurrencyPrices, SolveError> {
+    let params = &input.params;
+    if params.base_debtor_id == 0 {
+        return Err(SolveError::InvalidParams("base_debtor_id must not be 0"));
+    }
+    if params.max_distance_to_base <= 0 || params.min_trade_amount <= 0 {
+        return Err(SolveError::InvalidParams(
+            "max_distance_to_base and min_trade_amount must be positive",
+        ));
+    }
+    let mut registry = CurrencyRegistry::new(BaseCurrency {
+        locator: params.base_debtor_info_locator.clone(),
+        debtor_id: params.base_debtor_id,
+        max_distance_to_base: params.max_distance_to_base as u16,
+    });
+    for currency in &input.currencies {
+        registry.add_currency(currency)?;
+    }
+    Ok(registry.prepare()?)
+}
+
+/// The value of all filled buy orders, in base units.
+pub fn traded_volume(market: &Market, filled: &[i64]) -> f64 {
+    market
+        .orders
+        .iter()
+        .zip(filled)
+        .filter(|(o, _)| o.side == Side::Buy)
+        .map(|(o, &f)| f as f64 * market.price(o))
+        .sum()
+}
+
+/// The seed of the collector choice: a hash of the turn's parameters.
+fn seed(params: &TurnParams) -> u64 {
+    let locator = params
+        .base_debtor_info_locator
+        .bytes()
+        .fold(0u64, |h, b| mix64(h ^ u64::from(b)));
+    mix64(locator ^ mix64(params.base_debtor_id as u64 ^ mix64(params.turn_id as u64)))
+}
+
+fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
