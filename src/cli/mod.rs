@@ -4,6 +4,7 @@
 mod args;
 pub mod await_migrations;
 pub mod configure;
+pub mod flush;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     let name = command.name();
+    let command = match flush::flush_command(command) {
+        Ok((kinds, args)) => return runtime()?.block_on(flush::run(kinds, args, &config, name)),
+        Err(other) => other,
+    };
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
