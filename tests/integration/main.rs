@@ -2,6 +2,9 @@
 
 mod cli;
 mod configure;
+mod flush;
+mod flush_recovery;
+mod flush_runs;
 mod helpers;
 mod outbox;
 mod schema;
