@@ -176,6 +176,14 @@ async fn a_pass_publishes_every_type_as_the_reference_and_deletes_the_rows() {
     assert_eq!(header(prepare, "coordinator-type"), Some(&agent));
     assert_eq!(prepare.routing_key.as_str(), "00.00.00.00.00.00.02.9a");
 
+    let activate = trade
+        .iter()
+        .find(|d| d.data.starts_with(b"{\"type\":\"ActivateCollector\""));
+    assert_eq!(
+        activate.unwrap().routing_key.as_str(),
+        "1.1.1.1.1.1.0.0.0.0.0.1.0.0.0.0.0.1.1.0.0.0.1.1",
+        "the binary key of creditor 123"
+    );
     for kind in SignalKind::ALL {
         assert!(
             pending(&mut conn, kind).await.is_empty(),
