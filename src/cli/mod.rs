@@ -6,6 +6,8 @@ pub mod await_migrations;
 pub mod broker_admin;
 pub mod configure;
 pub mod consume;
+pub mod flush;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -69,9 +71,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     let name = command.name();
+    let command = match flush::flush_command(command) {
+        Ok((kinds, args)) => return runtime()?.block_on(flush::run(kinds, args, &config, name)),
+        Err(other) => other,
+    };
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
+        Command::Worker => runtime()?.block_on(worker::run(config)),
         Command::ConsumeMessages(args) => runtime()?.block_on(consume::run(args, config)),
         Command::Subscribe(args) => runtime()?.block_on(broker_admin::subscribe(args, &config)),
         Command::Unsubscribe(args) => runtime()?.block_on(broker_admin::unsubscribe(args, &config)),

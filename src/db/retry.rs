@@ -6,14 +6,25 @@ use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error};
 
-/// Whether running the transaction again may succeed.
-pub fn is_retryable(e: &Error) -> bool {
+/// Whether PostgreSQL aborted the transaction because of a concurrent one: a serialization
+/// failure (40001) or a deadlock (40P01, which the driver reports only by its message).
+pub fn is_concurrency_failure(e: &Error) -> bool {
     match e {
         Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
         Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
         _ => false,
     }
+}
+
+/// Whether a handler's transaction may succeed when run again: a concurrency failure, or a
+/// unique violation (a concurrent insert of the same row, as the reference's
+/// `retry_on_integrity_error`).
+pub fn is_retryable(e: &Error) -> bool {
+    is_concurrency_failure(e)
+        || matches!(
+            e,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+        )
 }
 
 /// The pause before retry number `failures` (1-based): none before the first retry, then

@@ -5,9 +5,11 @@
 
 mod batch;
 mod emit;
+pub mod flush;
 mod kind;
 mod rows;
 
 pub use batch::{LockedSignal, delete_locked, lock_batch};
 pub use emit::emit;
+pub use flush::{FlushError, FlushSettings, Flusher};
 pub use kind::SignalKind;

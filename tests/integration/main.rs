@@ -3,6 +3,9 @@
 mod cli;
 mod configure;
 mod consumer;
+mod flush;
+mod flush_recovery;
+mod flush_runs;
 mod handlers;
 mod helpers;
 mod outbox;
