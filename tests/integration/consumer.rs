@@ -190,7 +190,7 @@ pub fn updated_ledger(creditor_id: i64, update_id: i64) -> serde_json::Value {
     })
 }
 
-fn account_update(creditor_id: i64, seqnum: i32) -> serde_json::Value {
+pub fn account_update(creditor_id: i64, seqnum: i32) -> serde_json::Value {
     let now = chrono::Utc::now().to_rfc3339();
     json!({
         "type": "AccountUpdate", "creditor_id": creditor_id, "debtor_id": 666,
@@ -392,6 +392,7 @@ async fn sigterm_finishes_in_flight_messages_and_exits_0() {
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .env("APP_CONSUMER_BATCH_SIZE", "10")
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let conn = &mut rig.db.connect().await;

@@ -12,3 +12,4 @@ mod outbox;
 mod schema;
 mod topology;
 mod util;
+mod worker;
