@@ -115,3 +115,74 @@ fn a_database_url_is_required_where_it_is_used() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SOLVER_POSTGRES_URL is not set"));
 }
+
+#[test]
+fn commands_of_later_issues_say_so() {
+    for command in [
+        "solver",
+        "webserver",
+        "fetch_debtor_infos",
+        "trigger_transfers",
+        "verify_shard_content",
+    ] {
+        let out = run_binary(&[command], &[]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("{command}: not implemented yet")
+        );
+    }
+}
+
+#[test]
+fn log_lines_carry_the_command_in_both_formats() {
+    let bad_db = [(
+        "WORKER_POSTGRES_URL",
+        "postgresql://postgres@127.0.0.1:1/none",
+    )];
+    let out = run_binary(
+        &["await_migrations", "--help"],
+        &[("APP_LOG_FORMAT", "json"), ("APP_LOG_LEVEL", "info")],
+    );
+    assert!(out.status.success());
+    let out = run_binary(
+        &[
+            "solve_offline",
+            "--input",
+            "/nonexistent",
+            "--output",
+            "/tmp",
+        ],
+        &[("APP_LOG_FORMAT", "json"), bad_db[0]],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().next().expect("an error is logged");
+    let record: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(record["levelname"], "ERROR");
+    assert_eq!(record["command"], "solve_offline");
+    assert!(record["asctime"].as_str().unwrap().ends_with("+0000"));
+    assert!(record["message"].as_str().unwrap().contains("/nonexistent"));
+
+    let out = run_binary(
+        &[
+            "solve_offline",
+            "--input",
+            "/nonexistent",
+            "--output",
+            "/tmp",
+        ],
+        &bad_db,
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().next().expect("an error is logged");
+    assert!(
+        line.contains(":ERROR:swpt_trade.cli:[solve_offline] "),
+        "{line}"
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .starts_with("solve_offline: ")
+    );
+}
