@@ -164,16 +164,7 @@ async fn run() {
             .map(|(_, value)| value.clone())
     };
     let config = Config::from_lookup(&lookup).unwrap();
-    let args = swpt_trade::cli::ConsumeArgs {
-        url: None,
-        queue: None,
-        processes: None,
-        threads: None,
-        prefetch_size: None,
-        prefetch_count: None,
-        draining_mode: false,
-    };
-    let settings = consume::settings(&args, &config);
+    let settings = consume::settings(&swpt_trade::cli::ConsumeArgs::default(), &config);
     println!(
         "consuming with processes={} threads={} prefetch_count={} batch_size={} (effective prefetch {})",
         settings.processes,

@@ -112,8 +112,8 @@ pub struct ConfigureArgs {
     pub database: Option<Database>,
 }
 
-/// Options of `consume_messages`.
-#[derive(Debug, Args)]
+/// Options of `consume_messages` (the default: every setting from the environment).
+#[derive(Debug, Default, Args)]
 pub struct ConsumeArgs {
     /// The RabbitMQ URL (PROTOCOL_BROKER_URL).
     #[arg(short = 'u', long)]

@@ -15,16 +15,7 @@ use crate::{consumer, db};
 /// Runs `worker`.
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let stop = crate::shutdown::on_signals();
-    let args = ConsumeArgs {
-        url: None,
-        queue: None,
-        processes: None,
-        threads: None,
-        prefetch_size: None,
-        prefetch_count: None,
-        draining_mode: false,
-    };
-    let settings = consume::settings(&args, &config);
+    let settings = consume::settings(&ConsumeArgs::default(), &config);
     let consumer_pool = consume::worker_pool(&config, &settings, "worker")?;
     let flush_pool = db::build_pool(&config.db.worker_url, config.db.engine_pool_size, "worker")?;
     let flush_options = FlushOptions {
