@@ -50,6 +50,7 @@ impl Matcher for CycleMatcher {
 /// (their positions in [`Packed::words`]), its price and its size in tokens.
 #[derive(Clone, Copy, Debug)]
 struct Leg {
+    currency: u32,
     price: f32,
     supply: usize,
     demand: usize,
@@ -58,6 +59,9 @@ struct Leg {
 
 /// Marks a dead arc in its target word, and a node on the path in its status word.
 const FLAG: u32 = 1 << 31;
+
+/// A currency's cached target when its current arc is unknown or dead.
+const NONE: u32 = u32::MAX;
 
 /// Words per arc: the target (with the dead flag) and the remaining tokens (low, high half).
 const ARC_WORDS: usize = 3;
@@ -76,48 +80,112 @@ const ARC_WORDS: usize = 3;
 /// found cycle are read from the same blocks, which the walk has just brought into the cache.
 struct Packed {
     words: Vec<u32>,
-    /// The block of each graph node, by graph index.
-    blocks: Vec<u32>,
+    /// The position of each graph node's first arc, by graph index.
+    arcs: Vec<u32>,
+    /// The root's status word.
+    root: u32,
 }
 
-impl Packed {
-    fn new(market: &Market, graph: &OfferGraph) -> Packed {
+/// Where each node's words go in [`Packed::words`].
+///
+/// First the headers of all currencies (`[price, status, end]`), which every chain of the search
+/// passes through, so they stay in the cache; then the root's block; then the currencies' arcs;
+/// then the traders' blocks (`[status, end, arcs…]`) in the order in which the currencies' arcs
+/// name them (each trader where its first seller arc points). A currency's cursor moves along its
+/// sellers, so the traders it leads to next are the neighbours of the last one, already in the
+/// cache; sorting traders by rank instead would scatter them over the whole array.
+struct Layout {
+    /// The status word of each graph node, by graph index.
+    nodes: Vec<u32>,
+    /// The position of each graph node's first arc, by graph index.
+    arcs: Vec<u32>,
+    len: usize,
+}
+
+impl Layout {
+    fn new(graph: &OfferGraph) -> Layout {
         let n = graph.node_count();
         let is_currency = |u: u32| matches!(graph.kind(u), NodeKind::Currency(_));
-        let mut blocks = Vec::with_capacity(n);
-        let mut len = 0usize;
+        let degree = |u: u32| graph.arcs(u).1.len();
+        let unset = u32::MAX as usize;
+        let mut nodes = vec![unset; n];
+        let mut arcs = vec![0usize; n];
+        let mut len = 0;
+        let currencies: Vec<u32> = (0..n as u32).filter(|&u| is_currency(u)).collect();
+        for &c in &currencies {
+            nodes[c as usize] = len + 1;
+            len += 4;
+        }
+        let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
+            nodes[u as usize] = *len;
+            arcs[u as usize] = *len + 2;
+            *len += 2 + ARC_WORDS * degree(u);
+        };
+        block(graph.root(), &mut nodes, &mut arcs, &mut len);
+        for &c in &currencies {
+            arcs[c as usize] = len;
+            len += ARC_WORDS * degree(c);
+        }
+        for &c in &currencies {
+            for &t in graph.arcs(c).1 {
+                if nodes[t as usize] == unset {
+                    block(t, &mut nodes, &mut arcs, &mut len);
+                }
+            }
+        }
         for u in 0..n as u32 {
-            len += usize::from(is_currency(u));
-            blocks.push(len);
-            len += 2 + ARC_WORDS * graph.arcs(u).1.len();
+            if nodes[u as usize] == unset {
+                block(u, &mut nodes, &mut arcs, &mut len);
+            }
         }
         assert!(
             len < FLAG as usize,
             "the search supports at most 2^31 words ({len} needed)"
         );
-        let blocks: Vec<u32> = blocks.into_iter().map(|b| b as u32).collect();
-        let mut words = Vec::with_capacity(len);
+        Layout {
+            nodes: nodes.into_iter().map(|x| x as u32).collect(),
+            arcs: arcs.into_iter().map(|x| x as u32).collect(),
+            len,
+        }
+    }
+}
+
+impl Packed {
+    fn new(market: &Market, graph: &OfferGraph) -> Packed {
+        let layout = Layout::new(graph);
+        let n = graph.node_count();
+        let mut words = vec![0u32; layout.len];
         let min = market.min_trade_amount;
         for u in 0..n as u32 {
+            let node = layout.nodes[u as usize] as usize;
             if let NodeKind::Currency(c) = graph.kind(u) {
-                words.push(market.currencies[c as usize].price.to_bits());
+                words[node - 1] = market.currencies[c as usize].price.to_bits();
             }
-            let first = blocks[u as usize] + 2;
+            let first = layout.arcs[u as usize];
             let targets = graph.arcs(u).1;
-            words.push(first);
-            words.push(first + (ARC_WORDS * targets.len()) as u32);
+            words[node] = first;
+            words[node + 1] = first + (ARC_WORDS * targets.len()) as u32;
+            if matches!(graph.kind(u), NodeKind::Currency(_)) {
+                words[node + 2] = NONE;
+            }
+            let mut pos = first as usize;
             for (&v, &k) in targets.iter().zip(graph.arc_orders(u)) {
                 let remaining = match k {
                     ROOT_ARC => i64::MAX,
                     k => market.orders[k as usize].amount,
                 };
                 let dead = if remaining < min { FLAG } else { 0 };
-                words.push(blocks[v as usize] | dead);
-                words.push(remaining as u32);
-                words.push((remaining as u64 >> 32) as u32);
+                words[pos] = layout.nodes[v as usize] | dead;
+                words[pos + 1] = remaining as u32;
+                words[pos + 2] = (remaining as u64 >> 32) as u32;
+                pos += ARC_WORDS;
             }
         }
-        Packed { words, blocks }
+        Packed {
+            words,
+            arcs: layout.arcs,
+            root: layout.nodes[graph.root() as usize],
+        }
     }
 
     #[inline]
@@ -145,11 +213,11 @@ impl Packed {
     /// Tokens filled per order: what its arc moved.
     fn filled(&self, market: &Market, graph: &OfferGraph) -> Vec<i64> {
         let mut filled = vec![0i64; market.orders.len()];
-        for (u, &block) in self.blocks.iter().enumerate() {
+        for (u, &first) in self.arcs.iter().enumerate() {
             let orders = graph.arc_orders(u as u32);
             for (j, &k) in orders.iter().enumerate() {
                 if let Some(o) = market.orders.get(k as usize) {
-                    let arc = block as usize + 2 + ARC_WORDS * j;
+                    let arc = first as usize + ARC_WORDS * j;
                     filled[k as usize] = o.amount - self.remaining(arc);
                 }
             }
@@ -173,7 +241,7 @@ struct Search {
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
     let packed = Packed::new(market, graph);
-    let root = packed.blocks[graph.root() as usize];
+    let root = packed.root;
     let mut search = Search {
         packed,
         path: vec![root],
@@ -200,23 +268,38 @@ impl Search {
         let words = &mut self.packed.words;
         while let Some(&u) = self.path.last() {
             let u = u as usize;
-            let end = words[u + 1] as usize;
-            let mut pos = (words[u] & !FLAG) as usize;
-            while pos < end && words[pos] & FLAG != 0 {
-                pos += ARC_WORDS;
-            }
-            if pos == end {
-                words[u] = end as u32;
-                self.path.pop();
-                self.path_arcs.pop();
-                if let Some(&parent) = self.path.last() {
-                    words[parent as usize] += ARC_WORDS as u32;
+            // Odd path positions hold currencies, whose header caches their arc's target.
+            let currency = self.path.len() % 2 == 0;
+            let (pos, v);
+            if currency && words[u + 2] != NONE {
+                pos = (words[u] & !FLAG) as usize;
+                v = words[u + 2];
+            } else {
+                let end = words[u + 1] as usize;
+                let mut p = (words[u] & !FLAG) as usize;
+                while p < end && words[p] & FLAG != 0 {
+                    p += ARC_WORDS;
                 }
-                continue;
+                if p == end {
+                    words[u] = end as u32;
+                    self.path.pop();
+                    self.path_arcs.pop();
+                    if let Some(&parent) = self.path.last() {
+                        words[parent as usize] += ARC_WORDS as u32;
+                        if !currency {
+                            words[parent as usize + 2] = NONE;
+                        }
+                    }
+                    continue;
+                }
+                pos = p;
+                v = words[p];
+                words[u] = pos as u32 | FLAG;
+                if currency {
+                    words[u + 2] = v;
+                }
             }
-            words[u] = pos as u32 | FLAG;
             *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
-            let v = words[pos];
             let status = &mut words[v as usize];
             if *status & FLAG == 0 {
                 *status |= FLAG;
@@ -262,6 +345,11 @@ impl Search {
             let b = bottleneck(&self.legs, &self.packed);
             self.packed.words[b] |= FLAG;
         }
+        for leg in &self.legs {
+            if self.packed.is_dead(leg.supply) {
+                self.packed.words[leg.currency as usize + 2] = NONE;
+            }
+        }
     }
 
     /// Groups the cycle's arcs into currency legs, each with its capacity in `tokens`.
@@ -275,6 +363,7 @@ impl Search {
             let supply = self.path_arcs[k] as usize;
             let demand = self.path_arcs[start + (k - start + len - 1) % len] as usize;
             self.legs.push(Leg {
+                currency: self.path[k],
                 price: self.packed.price(self.path[k]),
                 supply,
                 demand,
