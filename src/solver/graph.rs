@@ -199,7 +199,8 @@ fn number_nodes(kinds: &[u32], ranks: &[u64], trader_ids: &[i64], market: &Marke
     };
     // The keys are computed once, not at every comparison: each computation reads scattered
     // tables, and a million nodes take some twenty million comparisons.
-    let mut keyed: Vec<((u8, std::cmp::Reverse<u64>, i64), u32)> = (0..kinds.len())
+    type Key = (u8, std::cmp::Reverse<u64>, i64);
+    let mut keyed: Vec<(Key, u32)> = (0..kinds.len())
         .map(|old| {
             let (kind, id) = id(old);
             ((kind, std::cmp::Reverse(ranks[old]), id), old as u32)

@@ -63,21 +63,27 @@ const FLAG: u32 = 1 << 31;
 /// A currency's cached target when its current arc is unknown or dead.
 const NONE: u32 = u32::MAX;
 
+/// Words per 64-byte cache line.
+const LINE_WORDS: usize = 16;
+
 /// Words per arc: the target (with the dead flag) and the remaining tokens (low, high half).
 const ARC_WORDS: usize = 3;
 
 /// The whole state of the search, packed into one array of words.
 ///
-/// Each node is a block: `[status, end, arcs…]`, where `status` is the position of the node's
-/// current arc (with [`FLAG`] while the node is on the path) and `end` the position after its
-/// last arc; a currency's block is preceded by one more word, the bits of its price. Each arc
-/// is [`ARC_WORDS`] words: the position of the target node's block (with [`FLAG`] once the arc
-/// is dead) and the tokens it has left. A node is named by the position of its status word.
+/// A node has a header `[status, end]`, where `status` is the position of the node's current
+/// arc (with [`FLAG`] while the node is on the path) and `end` the position after its last arc.
+/// A trader's (or the root's) arcs follow its header; a currency's header is `[price, status,
+/// end, next]`, where `next` caches the target of its current arc ([`NONE`] when unknown or
+/// dead), and its arcs live elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with
+/// [`FLAG`] once the arc is dead) and the tokens it has left. A node is named by the position
+/// of its status word. See [`Layout`] for the order of the blocks.
 ///
-/// The search is bound by memory latency: it mostly walks chains of nodes it has not touched
-/// for a while, one random node per step. Here a step reads one block, usually one cache line,
-/// where separate cursor, arc and on-path arrays cost up to three misses per step. The legs of a
-/// found cycle are read from the same blocks, which the walk has just brought into the cache.
+/// The search is bound by memory latency: 99% of its steps re-walk nodes whose current arc has
+/// not changed since they were last popped, one scattered node per step. Here a trader step
+/// reads one block, usually one cache line, and a currency step reads a header that stays in
+/// the cache; separate cursor, arc and on-path arrays cost up to three misses per step. The legs
+/// of a found cycle are read from the same blocks, which the walk has just brought into cache.
 struct Packed {
     words: Vec<u32>,
     /// The position of each graph node's first arc, by graph index.
@@ -88,12 +94,13 @@ struct Packed {
 
 /// Where each node's words go in [`Packed::words`].
 ///
-/// First the headers of all currencies (`[price, status, end]`), which every chain of the search
+/// First the headers of all currencies (`[price, status, end, next]`), which every chain of the search
 /// passes through, so they stay in the cache; then the root's block; then the currencies' arcs;
 /// then the traders' blocks (`[status, end, arcs…]`) in the order in which the currencies' arcs
 /// name them (each trader where its first seller arc points). A currency's cursor moves along its
 /// sellers, so the traders it leads to next are the neighbours of the last one, already in the
-/// cache; sorting traders by rank instead would scatter them over the whole array.
+/// cache; sorting traders by rank instead would scatter them over the whole array. A trader's
+/// status, end and first arc never straddle a cache line.
 struct Layout {
     /// The status word of each graph node, by graph index.
     nodes: Vec<u32>,
@@ -117,6 +124,9 @@ impl Layout {
             len += 4;
         }
         let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
+            if *len % LINE_WORDS + 2 + ARC_WORDS > LINE_WORDS {
+                *len = len.next_multiple_of(LINE_WORDS);
+            }
             nodes[u as usize] = *len;
             arcs[u as usize] = *len + 2;
             *len += 2 + ARC_WORDS * degree(u);
@@ -152,9 +162,14 @@ impl Layout {
 
 impl Packed {
     fn new(market: &Market, graph: &OfferGraph) -> Packed {
-        let layout = Layout::new(graph);
+        let mut layout = Layout::new(graph);
         let n = graph.node_count();
-        let mut words = vec![0u32; layout.len];
+        // Shift the layout so that its cache lines are the machine's.
+        let mut words = vec![0u32; layout.len + LINE_WORDS - 1];
+        let misalignment = words.as_ptr() as usize % (4 * LINE_WORDS) / 4;
+        let shift = ((LINE_WORDS - misalignment) % LINE_WORDS) as u32;
+        layout.nodes.iter_mut().for_each(|x| *x += shift);
+        layout.arcs.iter_mut().for_each(|x| *x += shift);
         let min = market.min_trade_amount;
         for u in 0..n as u32 {
             let node = layout.nodes[u as usize] as usize;
@@ -269,7 +284,7 @@ impl Search {
         while let Some(&u) = self.path.last() {
             let u = u as usize;
             // Odd path positions hold currencies, whose header caches their arc's target.
-            let currency = self.path.len() % 2 == 0;
+            let currency = self.path.len().is_multiple_of(2);
             let (pos, v);
             if currency && words[u + 2] != NONE {
                 pos = (words[u] & !FLAG) as usize;
