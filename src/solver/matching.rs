@@ -8,7 +8,6 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
-use super::traversal::{Cycle, SearchArc, Traversal};
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,42 +46,208 @@ impl Matcher for CycleMatcher {
     }
 }
 
-/// A currency leg of a cycle: the supply arc out of the currency and the demand arc into it.
+/// A currency leg of a cycle: the supply arc out of the currency and the demand arc into it
+/// (their positions in [`Packed::words`]), its price and its size in tokens.
 #[derive(Clone, Copy, Debug)]
 struct Leg {
+    currency: u32,
     price: f32,
     supply: usize,
     demand: usize,
     tokens: i64,
 }
 
-/// Marks a dead arc in [`LedgerArc::order`].
-const DEAD: u32 = 1 << 31;
+/// Marks a dead arc in its target word, and a node on the path in its status word.
+const FLAG: u32 = 1 << 31;
 
-/// An arc as the integer search sees it: its target, its order (with the [`DEAD`] flag once it
-/// may no longer be followed) and the tokens it has left.
-#[derive(Clone, Copy, Debug)]
-struct LedgerArc {
-    target: u32,
-    order: u32,
-    remaining: i64,
+/// A currency's cached target when its current arc is unknown or dead.
+const NONE: u32 = u32::MAX;
+
+/// Words per 64-byte cache line.
+const LINE_WORDS: usize = 16;
+
+/// Words per arc: the target (with the dead flag) and the remaining tokens (low, high half).
+const ARC_WORDS: usize = 3;
+
+/// The whole state of the search, packed into one array of words.
+///
+/// A node has a header `[status, end]`, where `status` is the position of the node's current
+/// arc (with [`FLAG`] while the node is on the path) and `end` the position after its last arc.
+/// A trader's (or the root's) arcs follow its header; a currency's header is `[price, status,
+/// end, next]`, where `next` caches the target of its current arc ([`NONE`] when unknown or
+/// dead), and its arcs live elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with
+/// [`FLAG`] once the arc is dead) and the tokens it has left. A node is named by the position
+/// of its status word. See [`Layout`] for the order of the blocks.
+///
+/// The search is bound by memory latency: 99% of its steps re-walk nodes whose current arc has
+/// not changed since they were last popped, one scattered node per step. Here a trader step
+/// reads one block, usually one cache line, and a currency step reads a header that stays in
+/// the cache; separate cursor, arc and on-path arrays cost up to three misses per step. The legs
+/// of a found cycle are read from the same blocks, which the walk has just brought into cache.
+struct Packed {
+    words: Vec<u32>,
+    /// The position of each graph node's first arc, by graph index.
+    arcs: Vec<u32>,
+    /// The root's status word.
+    root: u32,
 }
 
-impl SearchArc for LedgerArc {
-    #[inline]
-    fn target(&self) -> u32 {
-        self.target
+/// Where each node's words go in [`Packed::words`].
+///
+/// First the headers of all currencies (`[price, status, end, next]`), which every chain of the search
+/// passes through, so they stay in the cache; then the root's block; then the currencies' arcs;
+/// then the traders' blocks (`[status, end, arcs…]`) in the order in which the currencies' arcs
+/// name them (each trader where its first seller arc points). A currency's cursor moves along its
+/// sellers, so the traders it leads to next are the neighbours of the last one, already in the
+/// cache; sorting traders by rank instead would scatter them over the whole array. A trader's
+/// status, end and first arc never straddle a cache line.
+struct Layout {
+    /// The status word of each graph node, by graph index.
+    nodes: Vec<u32>,
+    /// The position of each graph node's first arc, by graph index.
+    arcs: Vec<u32>,
+    len: usize,
+}
+
+impl Layout {
+    fn new(graph: &OfferGraph) -> Layout {
+        let n = graph.node_count();
+        let is_currency = |u: u32| matches!(graph.kind(u), NodeKind::Currency(_));
+        let degree = |u: u32| graph.arcs(u).1.len();
+        let unset = u32::MAX as usize;
+        let mut nodes = vec![unset; n];
+        let mut arcs = vec![0usize; n];
+        let mut len = 0;
+        let currencies: Vec<u32> = (0..n as u32).filter(|&u| is_currency(u)).collect();
+        for &c in &currencies {
+            nodes[c as usize] = len + 1;
+            len += 4;
+        }
+        let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
+            if *len % LINE_WORDS + 2 + ARC_WORDS > LINE_WORDS {
+                *len = len.next_multiple_of(LINE_WORDS);
+            }
+            nodes[u as usize] = *len;
+            arcs[u as usize] = *len + 2;
+            *len += 2 + ARC_WORDS * degree(u);
+        };
+        block(graph.root(), &mut nodes, &mut arcs, &mut len);
+        for &c in &currencies {
+            arcs[c as usize] = len;
+            len += ARC_WORDS * degree(c);
+        }
+        for &c in &currencies {
+            for &t in graph.arcs(c).1 {
+                if nodes[t as usize] == unset {
+                    block(t, &mut nodes, &mut arcs, &mut len);
+                }
+            }
+        }
+        for u in 0..n as u32 {
+            if nodes[u as usize] == unset {
+                block(u, &mut nodes, &mut arcs, &mut len);
+            }
+        }
+        assert!(
+            len < FLAG as usize,
+            "the search supports at most 2^31 words ({len} needed)"
+        );
+        Layout {
+            nodes: nodes.into_iter().map(|x| x as u32).collect(),
+            arcs: arcs.into_iter().map(|x| x as u32).collect(),
+            len,
+        }
+    }
+}
+
+impl Packed {
+    fn new(market: &Market, graph: &OfferGraph) -> Packed {
+        let mut layout = Layout::new(graph);
+        let n = graph.node_count();
+        // Shift the layout so that its cache lines are the machine's.
+        let mut words = vec![0u32; layout.len + LINE_WORDS - 1];
+        let misalignment = words.as_ptr() as usize % (4 * LINE_WORDS) / 4;
+        let shift = ((LINE_WORDS - misalignment) % LINE_WORDS) as u32;
+        layout.nodes.iter_mut().for_each(|x| *x += shift);
+        layout.arcs.iter_mut().for_each(|x| *x += shift);
+        let min = market.min_trade_amount;
+        for u in 0..n as u32 {
+            let node = layout.nodes[u as usize] as usize;
+            if let NodeKind::Currency(c) = graph.kind(u) {
+                words[node - 1] = market.currencies[c as usize].price.to_bits();
+            }
+            let first = layout.arcs[u as usize];
+            let targets = graph.arcs(u).1;
+            words[node] = first;
+            words[node + 1] = first + (ARC_WORDS * targets.len()) as u32;
+            if matches!(graph.kind(u), NodeKind::Currency(_)) {
+                words[node + 2] = NONE;
+            }
+            let mut pos = first as usize;
+            for (&v, &k) in targets.iter().zip(graph.arc_orders(u)) {
+                let remaining = match k {
+                    ROOT_ARC => i64::MAX,
+                    k => market.orders[k as usize].amount,
+                };
+                let dead = if remaining < min { FLAG } else { 0 };
+                words[pos] = layout.nodes[v as usize] | dead;
+                words[pos + 1] = remaining as u32;
+                words[pos + 2] = (remaining as u64 >> 32) as u32;
+                pos += ARC_WORDS;
+            }
+        }
+        Packed {
+            words,
+            arcs: layout.arcs,
+            root: layout.nodes[graph.root() as usize],
+        }
     }
 
     #[inline]
-    fn is_valid(&self) -> bool {
-        self.order & DEAD == 0
+    fn remaining(&self, arc: usize) -> i64 {
+        (u64::from(self.words[arc + 1]) | u64::from(self.words[arc + 2]) << 32) as i64
+    }
+
+    #[inline]
+    fn set_remaining(&mut self, arc: usize, tokens: i64) {
+        self.words[arc + 1] = tokens as u32;
+        self.words[arc + 2] = (tokens as u64 >> 32) as u32;
+    }
+
+    #[inline]
+    fn is_dead(&self, arc: usize) -> bool {
+        self.words[arc] & FLAG != 0
+    }
+
+    /// The price of the currency whose block is at `node`.
+    #[inline]
+    fn price(&self, node: u32) -> f32 {
+        f32::from_bits(self.words[node as usize - 1])
+    }
+
+    /// Tokens filled per order: what its arc moved.
+    fn filled(&self, market: &Market, graph: &OfferGraph) -> Vec<i64> {
+        let mut filled = vec![0i64; market.orders.len()];
+        for (u, &first) in self.arcs.iter().enumerate() {
+            let orders = graph.arc_orders(u as u32);
+            for (j, &k) in orders.iter().enumerate() {
+                if let Some(o) = market.orders.get(k as usize) {
+                    let arc = first as usize + ARC_WORDS * j;
+                    filled[k as usize] = o.amount - self.remaining(arc);
+                }
+            }
+        }
+        filled
     }
 }
 
-/// The cycle search's bookkeeping: every arc's state, and the legs of the current cycle.
-struct Ledger {
-    arcs: Vec<LedgerArc>,
+/// The depth-first cycle search (see [`Traversal`](super::traversal::Traversal), whose
+/// semantics this follows step for step) over a [`Packed`] graph, and the cycles' bookkeeping.
+struct Search {
+    packed: Packed,
+    path: Vec<u32>,
+    /// For each path element, the position of the arc it follows.
+    path_arcs: Vec<u32>,
     min: i64,
     legs: Vec<Leg>,
     cycles: u64,
@@ -90,90 +255,139 @@ struct Ledger {
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
-    let min = market.min_trade_amount;
-    let arcs = graph.arc_table(|target, order| {
-        let remaining = match order {
-            ROOT_ARC => i64::MAX,
-            k => market.orders[k as usize].amount,
-        };
-        // Root arcs keep `ROOT_ARC` without the dead flag: it names no order.
-        let order = if order == ROOT_ARC { !DEAD } else { order };
-        let dead = if remaining < min { DEAD } else { 0 };
-        LedgerArc {
-            target,
-            order: order | dead,
-            remaining,
-        }
-    });
-    let mut ledger = Ledger {
-        arcs,
-        min,
+    let packed = Packed::new(market, graph);
+    let root = packed.root;
+    let mut search = Search {
+        packed,
+        path: vec![root],
+        path_arcs: vec![0],
+        min: market.min_trade_amount,
         legs: Vec::new(),
         cycles: 0,
     };
-    let mut traversal = Traversal::new(graph);
-    while let Some(cycle) = traversal.find_cycle(&ledger.arcs) {
-        let len = cycle.nodes.len();
-        ledger.cancel(market, graph, &cycle);
-        traversal.resume(len, &ledger.arcs);
+    search.packed.words[root as usize] |= FLAG;
+    while let Some(start) = search.find_cycle() {
+        search.cancel(start);
+        search.resume(start);
     }
     Matching {
-        filled: ledger.filled(market),
-        cycles: ledger.cycles,
+        filled: search.packed.filled(market, graph),
+        cycles: search.cycles,
     }
 }
 
-impl Ledger {
-    /// Moves tokens along a cycle, or drops its bottleneck arc when a leg would be too small.
-    fn cancel(&mut self, market: &Market, graph: &OfferGraph, cycle: &Cycle<'_>) {
-        self.collect_legs(market, graph, cycle);
+impl Search {
+    /// Advances to the next cycle; returns the path position where it starts, `None` once the
+    /// search is exhausted. The cycle is `path[start..]`, closed by the top node's arc.
+    fn find_cycle(&mut self) -> Option<usize> {
+        let words = &mut self.packed.words;
+        while let Some(&u) = self.path.last() {
+            let u = u as usize;
+            // Odd path positions hold currencies, whose header caches their arc's target.
+            let currency = self.path.len().is_multiple_of(2);
+            let (pos, v);
+            if currency && words[u + 2] != NONE {
+                pos = (words[u] & !FLAG) as usize;
+                v = words[u + 2];
+            } else {
+                let end = words[u + 1] as usize;
+                let mut p = (words[u] & !FLAG) as usize;
+                while p < end && words[p] & FLAG != 0 {
+                    p += ARC_WORDS;
+                }
+                if p == end {
+                    words[u] = end as u32;
+                    self.path.pop();
+                    self.path_arcs.pop();
+                    if let Some(&parent) = self.path.last() {
+                        words[parent as usize] += ARC_WORDS as u32;
+                        if !currency {
+                            words[parent as usize + 2] = NONE;
+                        }
+                    }
+                    continue;
+                }
+                pos = p;
+                v = words[p];
+                words[u] = pos as u32 | FLAG;
+                if currency {
+                    words[u + 2] = v;
+                }
+            }
+            *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
+            let status = &mut words[v as usize];
+            if *status & FLAG == 0 {
+                *status |= FLAG;
+                self.path.push(v);
+                self.path_arcs.push(0);
+            } else {
+                let start = self.path.iter().rposition(|&n| n == v);
+                return Some(start.expect("v is on the path"));
+            }
+        }
+        None
+    }
+
+    /// Continues after the cycle at `path[start..]`: pops every node above the lowest cycle
+    /// node whose arc is dead; that node, now the top, looks for its next valid arc.
+    fn resume(&mut self, start: usize) {
+        let dead = (start..self.path.len())
+            .find(|&k| self.packed.is_dead(self.path_arcs[k] as usize))
+            .unwrap_or(start);
+        for &n in &self.path[dead + 1..] {
+            self.packed.words[n as usize] &= !FLAG;
+        }
+        self.path.truncate(dead + 1);
+        self.path_arcs.truncate(dead + 1);
+    }
+
+    /// Moves tokens along the cycle at `path[start..]`, or drops its bottleneck arc when a leg
+    /// would be too small.
+    fn cancel(&mut self, start: usize) {
+        self.collect_legs(start);
         if size_legs(&mut self.legs, self.min) {
             for leg in &self.legs {
                 for pos in [leg.supply, leg.demand] {
-                    let arc = &mut self.arcs[pos];
-                    arc.remaining -= leg.tokens;
-                    if arc.remaining < self.min {
-                        arc.order |= DEAD;
+                    let remaining = self.packed.remaining(pos) - leg.tokens;
+                    self.packed.set_remaining(pos, remaining);
+                    if remaining < self.min {
+                        self.packed.words[pos] |= FLAG;
                     }
                 }
             }
             self.cycles += 1;
         } else {
-            let b = bottleneck(&self.legs, &self.arcs);
-            self.arcs[b].order |= DEAD;
+            let b = bottleneck(&self.legs, &self.packed);
+            self.packed.words[b] |= FLAG;
         }
-    }
-
-    /// Groups a cycle's arcs into currency legs, each with its capacity in `tokens`.
-    fn collect_legs(&mut self, market: &Market, graph: &OfferGraph, cycle: &Cycle<'_>) {
-        self.legs.clear();
-        let len = cycle.nodes.len();
-        let first = usize::from(!matches!(graph.kind(cycle.nodes[0]), NodeKind::Currency(_)));
-        for k in (first..len).step_by(2) {
-            let NodeKind::Currency(c) = graph.kind(cycle.nodes[k]) else {
-                unreachable!("the graph is bipartite");
-            };
-            let supply = cycle.arcs[k] as usize;
-            let demand = cycle.arcs[(k + len - 1) % len] as usize;
-            self.legs.push(Leg {
-                price: market.currencies[c as usize].price,
-                supply,
-                demand,
-                tokens: self.arcs[supply].remaining.min(self.arcs[demand].remaining),
-            });
-        }
-    }
-
-    /// Tokens filled per order: what its arc moved.
-    fn filled(&self, market: &Market) -> Vec<i64> {
-        let mut filled = vec![0i64; market.orders.len()];
-        for arc in &self.arcs {
-            let order = (arc.order & !DEAD) as usize;
-            if let Some(o) = market.orders.get(order) {
-                filled[order] = o.amount - arc.remaining;
+        for leg in &self.legs {
+            if self.packed.is_dead(leg.supply) {
+                self.packed.words[leg.currency as usize + 2] = NONE;
             }
         }
-        filled
+    }
+
+    /// Groups the cycle's arcs into currency legs, each with its capacity in `tokens`.
+    ///
+    /// The path alternates root or trader (even positions) and currency (odd positions).
+    fn collect_legs(&mut self, start: usize) {
+        self.legs.clear();
+        let len = self.path.len() - start;
+        let first = start + (start + 1) % 2;
+        for k in (first..self.path.len()).step_by(2) {
+            let supply = self.path_arcs[k] as usize;
+            let demand = self.path_arcs[start + (k - start + len - 1) % len] as usize;
+            self.legs.push(Leg {
+                currency: self.path[k],
+                price: self.packed.price(self.path[k]),
+                supply,
+                demand,
+                tokens: self
+                    .packed
+                    .remaining(supply)
+                    .min(self.packed.remaining(demand)),
+            });
+        }
     }
 }
 
@@ -201,11 +415,11 @@ fn size_legs(legs: &mut [Leg], min: i64) -> bool {
 }
 
 /// The position of the cycle's smallest arc by value.
-fn bottleneck(legs: &[Leg], arcs: &[LedgerArc]) -> usize {
+fn bottleneck(legs: &[Leg], packed: &Packed) -> usize {
     let mut best = (f64::INFINITY, 0);
     for leg in legs {
         for pos in [leg.supply, leg.demand] {
-            let value = arcs[pos].remaining as f64 * f64::from(leg.price);
+            let value = packed.remaining(pos) as f64 * f64::from(leg.price);
             if value < best.0 {
                 best = (value, pos);
             }
@@ -214,5 +428,7 @@ fn bottleneck(legs: &[Leg], arcs: &[LedgerArc]) -> usize {
     best.1
 }
 
+#[cfg(test)]
+mod oracle;
 #[cfg(test)]
 mod tests;

@@ -205,3 +205,39 @@ fn legs_are_rounded_and_clipped() {
     assert_eq!(sold_101, bought_101);
     assert_eq!(matching.filled[1], matching.filled[2] + matching.filled[4]);
 }
+
+/// The packed search fills exactly what the first, generic implementation filled.
+#[test]
+fn packed_search_matches_the_oracle() {
+    use crate::solver::pricing::{BaseCurrency, CurrencyRegistry};
+    use crate::solver::testgen::{GenParams, random_turn};
+    for (seed, offers, spread, min) in [
+        (1, 2_000, 2.0, 1000),
+        (2, 20_000, 2.0, 1000),
+        (3, 20_000, 30.0, 1000),
+        (4, 5_000, 1.0, 1),
+        (5, 50_000, 5.0, 100_000),
+    ] {
+        let p = GenParams {
+            seed,
+            price_spread: spread,
+            min_trade_amount: min,
+            ..GenParams::bench(offers)
+        };
+        let input = random_turn(&p);
+        let mut registry = CurrencyRegistry::new(BaseCurrency {
+            locator: input.params.base_debtor_info_locator.clone(),
+            debtor_id: input.params.base_debtor_id,
+            max_distance_to_base: input.params.max_distance_to_base as u16,
+        });
+        for c in &input.currencies {
+            registry.add_currency(c).unwrap();
+        }
+        let prices = registry.prepare().unwrap();
+        let m = Market::build(&input, &prices).unwrap();
+        let g = OfferGraph::build(&m);
+        let expected = oracle::cancel_cycles(&m, &g);
+        assert!(expected.cycles > 0);
+        assert_eq!(cancel_cycles(&m, &g), expected, "seed {seed}");
+    }
+}
