@@ -54,8 +54,11 @@ impl BatchHandler {
         }
     }
 
-    /// Rejects what cannot be handled, handles the rest, acknowledges after the commit.
+    /// Rejects what cannot be handled, handles the rest, acknowledges after the commit. A
+    /// message of another shard is left unacknowledged, and makes the consumer restart once
+    /// the others are done (the reference's fatal error, worker.md §12.4).
     pub async fn process(&self, batch: Vec<Delivery>) -> anyhow::Result<()> {
+        let mut misrouted = None;
         let mut valid = Vec::with_capacity(batch.len());
         for delivery in batch {
             let props = &delivery.properties;
@@ -67,11 +70,13 @@ impl BatchHandler {
                     reject(&delivery).await;
                 }
                 Ok(m) if !m.belongs_to(&self.config.sharding_realm) => {
-                    anyhow::bail!(
-                        "The server is not responsible for this shard ({} message, routing key \"{}\").",
-                        m.message_type(),
-                        delivery.routing_key
-                    );
+                    misrouted.get_or_insert_with(|| {
+                        anyhow::anyhow!(
+                            "The server is not responsible for this shard ({} message, routing key \"{}\").",
+                            m.message_type(),
+                            delivery.routing_key
+                        )
+                    });
                 }
                 Ok(m) if !handlers::has_handler(&m) => {
                     tracing::error!("no handler yet for {}", m.message_type());
@@ -80,6 +85,12 @@ impl BatchHandler {
                 Ok(m) => valid.push((delivery, m)),
             }
         }
+        self.handle_valid(valid).await?;
+        misrouted.map_or(Ok(()), Err)
+    }
+
+    /// Handles decoded messages: all in one transaction, or one by one when that fails.
+    async fn handle_valid(&self, valid: Vec<(Delivery, IncomingMessage)>) -> anyhow::Result<()> {
         if valid.is_empty() {
             return Ok(());
         }

@@ -333,7 +333,7 @@ async fn a_message_delivered_twice_gives_the_state_of_once() {
 async fn a_message_of_another_shard_is_never_acknowledged() {
     let rig = Rig::new("0.#").await;
     let conn = &mut rig.db.connect().await;
-    let (stop, task) = rig.start(1);
+    let (stop, task) = rig.start(100);
     // Creditor 3 belongs to realm 0.#, creditor 2 does not (worker.md §0.3).
     rig.publish(3, updated_policy(3, 1)).await;
     assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
@@ -345,7 +345,11 @@ async fn a_message_of_another_shard_is_never_acknowledged() {
         &misrouted,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A message of this shard that comes after it (in the same batch, or after a restart)
+    // is still handled.
+    rig.publish(3, updated_policy(3, 2)).await;
+    assert!(wait_for(20, async || latest_policy_update_id(conn).await == 2).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     task.await.unwrap();
     assert_eq!(count(conn, "trading_policy").await, 1);
@@ -490,4 +494,19 @@ async fn draining_mode_leaves_the_queue_without_consumers_for_a_while() {
     );
     stop.cancel();
     task.await.unwrap();
+}
+
+async fn latest_policy_update_id(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    use diesel_async::RunQueryDsl as _;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let rows: Vec<Id> =
+        diesel::sql_query("SELECT latest_policy_update_id AS id FROM trading_policy")
+            .load(conn)
+            .await
+            .unwrap();
+    rows.iter().next().map_or(0, |r| r.id)
 }
