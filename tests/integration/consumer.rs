@@ -508,5 +508,5 @@ async fn latest_policy_update_id(conn: &mut diesel_async::AsyncPgConnection) -> 
             .load(conn)
             .await
             .unwrap();
-    rows.iter().next().map_or(0, |r| r.id)
+    rows.into_iter().map(|r| r.id).max().unwrap_or(0)
 }
