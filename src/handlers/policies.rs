@@ -7,6 +7,8 @@
 //! compared atomically, and under REPEATABLE READ a concurrent insert makes the transaction
 //! fail with a serialization error, which the caller retries.
 
+use std::sync::LazyLock;
+
 use diesel::sql_types::{BigInt, Date, Double, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
@@ -50,13 +52,9 @@ fn split_defaults() -> Vec<String> {
     DEFAULTS.split(", ").map(|s| s.trim().to_string()).collect()
 }
 
-/// Applies an `UpdatedLedger`. An empty `account_id` keeps the old one but marks it obsolete,
-/// so that transfers can still reach an account its owner deleted.
-pub async fn updated_ledger(
-    conn: &mut AsyncPgConnection,
-    m: &UpdatedLedger,
-) -> diesel::QueryResult<()> {
-    let sql = upsert_sql(
+/// The upsert of `UpdatedLedger`.
+static LEDGER_SQL: LazyLock<String> = LazyLock::new(|| {
+    upsert_sql(
         &[
             ("latest_ledger_update_id", "$3"),
             ("latest_ledger_update_ts", "$4"),
@@ -73,8 +71,52 @@ pub async fn updated_ledger(
                       ELSE trading_policy.account_id END, \
          account_id_is_obsolete = (EXCLUDED.account_id = '')",
         "trading_policy.latest_ledger_update_id < EXCLUDED.latest_ledger_update_id",
-    );
-    diesel::sql_query(sql)
+    )
+});
+
+/// The upsert of `UpdatedPolicy`.
+static POLICY_SQL: LazyLock<String> = LazyLock::new(|| {
+    upsert_sql(
+        &[
+            ("latest_policy_update_id", "$3"),
+            ("latest_policy_update_ts", "$4"),
+            ("policy_name", "$5"),
+            ("min_principal", "$6"),
+            ("max_principal", "$7"),
+            ("peg_debtor_id", "$8"),
+            ("peg_exchange_rate", "$9"),
+        ],
+        "latest_policy_update_id = EXCLUDED.latest_policy_update_id, \
+         latest_policy_update_ts = EXCLUDED.latest_policy_update_ts, \
+         policy_name = EXCLUDED.policy_name, min_principal = EXCLUDED.min_principal, \
+         max_principal = EXCLUDED.max_principal, peg_debtor_id = EXCLUDED.peg_debtor_id, \
+         peg_exchange_rate = EXCLUDED.peg_exchange_rate",
+        "trading_policy.latest_policy_update_id < EXCLUDED.latest_policy_update_id",
+    )
+});
+
+/// The upsert of `UpdatedFlags`.
+static FLAGS_SQL: LazyLock<String> = LazyLock::new(|| {
+    upsert_sql(
+        &[
+            ("latest_flags_update_id", "$3"),
+            ("latest_flags_update_ts", "$4"),
+            ("config_flags", "$5"),
+        ],
+        "latest_flags_update_id = EXCLUDED.latest_flags_update_id, \
+         latest_flags_update_ts = EXCLUDED.latest_flags_update_ts, \
+         config_flags = EXCLUDED.config_flags",
+        "trading_policy.latest_flags_update_id < EXCLUDED.latest_flags_update_id",
+    )
+});
+
+/// Applies an `UpdatedLedger`. An empty `account_id` keeps the old one but marks it obsolete,
+/// so that transfers can still reach an account its owner deleted.
+pub async fn updated_ledger(
+    conn: &mut AsyncPgConnection,
+    m: &UpdatedLedger,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query(LEDGER_SQL.as_str())
         .bind::<BigInt, _>(m.creditor_id)
         .bind::<BigInt, _>(m.debtor_id)
         .bind::<BigInt, _>(m.update_id)
@@ -93,24 +135,7 @@ pub async fn updated_policy(
     conn: &mut AsyncPgConnection,
     m: &UpdatedPolicy,
 ) -> diesel::QueryResult<()> {
-    let sql = upsert_sql(
-        &[
-            ("latest_policy_update_id", "$3"),
-            ("latest_policy_update_ts", "$4"),
-            ("policy_name", "$5"),
-            ("min_principal", "$6"),
-            ("max_principal", "$7"),
-            ("peg_debtor_id", "$8"),
-            ("peg_exchange_rate", "$9"),
-        ],
-        "latest_policy_update_id = EXCLUDED.latest_policy_update_id, \
-         latest_policy_update_ts = EXCLUDED.latest_policy_update_ts, \
-         policy_name = EXCLUDED.policy_name, min_principal = EXCLUDED.min_principal, \
-         max_principal = EXCLUDED.max_principal, peg_debtor_id = EXCLUDED.peg_debtor_id, \
-         peg_exchange_rate = EXCLUDED.peg_exchange_rate",
-        "trading_policy.latest_policy_update_id < EXCLUDED.latest_policy_update_id",
-    );
-    diesel::sql_query(sql)
+    diesel::sql_query(POLICY_SQL.as_str())
         .bind::<BigInt, _>(m.creditor_id)
         .bind::<BigInt, _>(m.debtor_id)
         .bind::<BigInt, _>(m.update_id)
@@ -130,18 +155,7 @@ pub async fn updated_flags(
     conn: &mut AsyncPgConnection,
     m: &UpdatedFlags,
 ) -> diesel::QueryResult<()> {
-    let sql = upsert_sql(
-        &[
-            ("latest_flags_update_id", "$3"),
-            ("latest_flags_update_ts", "$4"),
-            ("config_flags", "$5"),
-        ],
-        "latest_flags_update_id = EXCLUDED.latest_flags_update_id, \
-         latest_flags_update_ts = EXCLUDED.latest_flags_update_ts, \
-         config_flags = EXCLUDED.config_flags",
-        "trading_policy.latest_flags_update_id < EXCLUDED.latest_flags_update_id",
-    );
-    diesel::sql_query(sql)
+    diesel::sql_query(FLAGS_SQL.as_str())
         .bind::<BigInt, _>(m.creditor_id)
         .bind::<BigInt, _>(m.debtor_id)
         .bind::<BigInt, _>(m.update_id)
