@@ -7,6 +7,7 @@ pub mod broker_admin;
 pub mod configure;
 pub mod consume;
 pub mod flush;
+pub mod verify_shard;
 pub mod worker;
 
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::DeleteQueue(args) => {
             runtime()?.block_on(broker_admin::delete_queue(args, &config))
         }
+        Command::VerifyShardContent => runtime()?.block_on(verify_shard::run(&config)),
         Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),
         _ => Ok(not_implemented(name)),
     }

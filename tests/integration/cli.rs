@@ -123,7 +123,6 @@ fn commands_of_later_issues_say_so() {
         "webserver",
         "fetch_debtor_infos",
         "trigger_transfers",
-        "verify_shard_content",
     ] {
         let out = run_binary(&[command], &[]);
         assert_eq!(out.status.code(), Some(2), "{command}");

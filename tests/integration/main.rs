@@ -12,4 +12,5 @@ mod outbox;
 mod schema;
 mod topology;
 mod util;
+mod verify_shard;
 mod worker;
