@@ -8,6 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
+use super::traversal::BitSet;
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,6 +70,23 @@ const LINE_WORDS: usize = 16;
 /// Words per arc: the target (with the dead flag) and the remaining tokens (low, high half).
 const ARC_WORDS: usize = 3;
 
+/// Words per currency header: `[price, status, end, next, trader_arc, trader_next, pad, pad]`.
+const HEADER_WORDS: usize = 8;
+
+/// The least distance between two traders' status words, so that `status / TRADER_SPACING`
+/// indexes the traders' on-path bitset.
+const TRADER_SPACING: usize = 2 + ARC_WORDS;
+
+/// Offsets from a currency's status word: its cached target, and that trader's cached current
+/// arc and the arc's target (both [`NONE`] when unknown).
+const NEXT: usize = 2;
+const TRADER_ARC: usize = 3;
+const TRADER_NEXT: usize = 4;
+
+/// Marks, in a trader's status word, a trader that only one currency leads to, whose cursor the
+/// header of that currency may cache.
+const CACHEABLE: u32 = FLAG;
+
 /// The whole state of the search, packed into one array of words.
 ///
 /// A node has a header `[status, end]`, where `status` is the position of the node's current
@@ -121,7 +139,7 @@ impl Layout {
         let currencies: Vec<u32> = (0..n as u32).filter(|&u| is_currency(u)).collect();
         for &c in &currencies {
             nodes[c as usize] = len + 1;
-            len += 4;
+            len += HEADER_WORDS;
         }
         let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
             if *len % LINE_WORDS + 2 + ARC_WORDS > LINE_WORDS {
@@ -129,7 +147,8 @@ impl Layout {
             }
             nodes[u as usize] = *len;
             arcs[u as usize] = *len + 2;
-            *len += 2 + ARC_WORDS * degree(u);
+            // At least `TRADER_SPACING` words, so that `status / TRADER_SPACING` names one trader.
+            *len += (2 + ARC_WORDS * degree(u)).max(TRADER_SPACING);
         };
         block(graph.root(), &mut nodes, &mut arcs, &mut len);
         for &c in &currencies {
@@ -171,6 +190,12 @@ impl Packed {
         layout.nodes.iter_mut().for_each(|x| *x += shift);
         layout.arcs.iter_mut().for_each(|x| *x += shift);
         let min = market.min_trade_amount;
+        let mut sellers = vec![0u32; n];
+        for u in (0..n as u32).filter(|&u| matches!(graph.kind(u), NodeKind::Currency(_))) {
+            for &t in graph.arcs(u).1 {
+                sellers[t as usize] += 1;
+            }
+        }
         for u in 0..n as u32 {
             let node = layout.nodes[u as usize] as usize;
             if let NodeKind::Currency(c) = graph.kind(u) {
@@ -180,8 +205,14 @@ impl Packed {
             let targets = graph.arcs(u).1;
             words[node] = first;
             words[node + 1] = first + (ARC_WORDS * targets.len()) as u32;
-            if matches!(graph.kind(u), NodeKind::Currency(_)) {
-                words[node + 2] = NONE;
+            match graph.kind(u) {
+                NodeKind::Currency(_) => {
+                    words[node + NEXT] = NONE;
+                    words[node + TRADER_ARC] = NONE;
+                    words[node + TRADER_NEXT] = NONE;
+                }
+                NodeKind::Trader(_) if sellers[u as usize] == 1 => words[node] |= CACHEABLE,
+                _ => {}
             }
             let mut pos = first as usize;
             for (&v, &k) in targets.iter().zip(graph.arc_orders(u)) {
@@ -251,12 +282,15 @@ struct Search {
     min: i64,
     legs: Vec<Leg>,
     cycles: u64,
+    /// The traders on the path, by `status / TRADER_SPACING`.
+    traders: BitSet,
 }
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
     let packed = Packed::new(market, graph);
     let root = packed.root;
+    let words = packed.words.len();
     let mut search = Search {
         packed,
         path: vec![root],
@@ -264,8 +298,8 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
         min: market.min_trade_amount,
         legs: Vec::new(),
         cycles: 0,
+        traders: BitSet::from_fn(words / TRADER_SPACING + 1, |_| false),
     };
-    search.packed.words[root as usize] |= FLAG;
     while let Some(start) = search.find_cycle() {
         search.cancel(start);
         search.resume(start);
@@ -279,16 +313,30 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
 impl Search {
     /// Advances to the next cycle; returns the path position where it starts, `None` once the
     /// search is exhausted. The cycle is `path[start..]`, closed by the top node's arc.
+    ///
+    /// Odd path positions hold currencies, even ones the root (at 0) and traders. A currency's
+    /// header caches the target of its current arc and, for a [`CACHEABLE`] target, that
+    /// trader's current arc and its target, so re-walking an unchanged chain mostly reads
+    /// currency headers and the traders' on-path bitset, which stay in the cache.
     fn find_cycle(&mut self) -> Option<usize> {
         let words = &mut self.packed.words;
+        let traders = &mut self.traders;
         while let Some(&u) = self.path.last() {
             let u = u as usize;
-            // Odd path positions hold currencies, whose header caches their arc's target.
-            let currency = self.path.len().is_multiple_of(2);
+            let depth = self.path.len();
+            let currency = depth.is_multiple_of(2);
+            let parent = if depth > 1 {
+                self.path[depth - 2] as usize
+            } else {
+                0
+            };
             let (pos, v);
-            if currency && words[u + 2] != NONE {
+            if currency && words[u + NEXT] != NONE {
                 pos = (words[u] & !FLAG) as usize;
-                v = words[u + 2];
+                v = words[u + NEXT];
+            } else if !currency && depth > 1 && words[parent + TRADER_NEXT] != NONE {
+                pos = words[parent + TRADER_ARC] as usize;
+                v = words[parent + TRADER_NEXT];
             } else {
                 let end = words[u + 1] as usize;
                 let mut p = (words[u] & !FLAG) as usize;
@@ -296,28 +344,53 @@ impl Search {
                     p += ARC_WORDS;
                 }
                 if p == end {
-                    words[u] = end as u32;
                     self.path.pop();
                     self.path_arcs.pop();
-                    if let Some(&parent) = self.path.last() {
-                        words[parent as usize] += ARC_WORDS as u32;
+                    if currency {
+                        words[u] = end as u32;
+                    } else {
+                        words[u] = end as u32 | (words[u] & CACHEABLE);
+                        traders.remove(u / TRADER_SPACING);
+                    }
+                    if depth > 1 {
+                        words[parent] += ARC_WORDS as u32;
                         if !currency {
-                            words[parent as usize + 2] = NONE;
+                            words[parent + NEXT] = NONE;
+                            words[parent + TRADER_NEXT] = NONE;
+                        } else if depth > 2 {
+                            words[self.path[depth - 3] as usize + TRADER_NEXT] = NONE;
                         }
                     }
                     continue;
                 }
                 pos = p;
                 v = words[p];
-                words[u] = pos as u32 | FLAG;
                 if currency {
-                    words[u + 2] = v;
+                    words[u] = pos as u32 | FLAG;
+                    words[u + NEXT] = v;
+                    words[u + TRADER_NEXT] = NONE;
+                } else {
+                    let cacheable = words[u] & CACHEABLE;
+                    words[u] = pos as u32 | cacheable;
+                    if cacheable != 0 && depth > 1 {
+                        words[parent + TRADER_ARC] = pos as u32;
+                        words[parent + TRADER_NEXT] = v;
+                    }
                 }
             }
             *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
-            let status = &mut words[v as usize];
-            if *status & FLAG == 0 {
-                *status |= FLAG;
+            let v_usize = v as usize;
+            let on_path = if currency {
+                traders.contains(v_usize / TRADER_SPACING)
+            } else {
+                words[v_usize] & FLAG != 0
+            };
+            if !on_path {
+                if currency {
+                    traders.insert(v_usize / TRADER_SPACING);
+                } else {
+                    words[v_usize] |= FLAG;
+                }
                 self.path.push(v);
                 self.path_arcs.push(0);
             } else {
@@ -334,8 +407,12 @@ impl Search {
         let dead = (start..self.path.len())
             .find(|&k| self.packed.is_dead(self.path_arcs[k] as usize))
             .unwrap_or(start);
-        for &n in &self.path[dead + 1..] {
-            self.packed.words[n as usize] &= !FLAG;
+        for (k, &n) in self.path.iter().enumerate().skip(dead + 1) {
+            if k % 2 == 1 {
+                self.packed.words[n as usize] &= !FLAG;
+            } else {
+                self.traders.remove(n as usize / TRADER_SPACING);
+            }
         }
         self.path.truncate(dead + 1);
         self.path_arcs.truncate(dead + 1);
@@ -362,7 +439,14 @@ impl Search {
         }
         for leg in &self.legs {
             if self.packed.is_dead(leg.supply) {
-                self.packed.words[leg.currency as usize + 2] = NONE;
+                self.packed.words[leg.currency as usize + NEXT] = NONE;
+                self.packed.words[leg.currency as usize + TRADER_NEXT] = NONE;
+            }
+        }
+        // A trader whose arc died moves its cursor: forget the copy in its parent's header.
+        for k in (start..self.path.len()).filter(|k| k % 2 == 0) {
+            if self.packed.is_dead(self.path_arcs[k] as usize) {
+                self.packed.words[self.path[k - 1] as usize + TRADER_NEXT] = NONE;
             }
         }
     }
