@@ -73,9 +73,12 @@ const ARC_WORDS: usize = 3;
 /// Words per currency header: `[price, status, end, next, trader_arc, trader_next, pad, pad]`.
 const HEADER_WORDS: usize = 8;
 
+/// Words of a trader's (or the root's) header: `[status, end, home]`.
+const TRADER_HEADER: usize = 3;
+
 /// The least distance between two traders' status words, so that `status / TRADER_SPACING`
 /// indexes the traders' on-path bitset.
-const TRADER_SPACING: usize = 2 + ARC_WORDS;
+const TRADER_SPACING: usize = TRADER_HEADER + ARC_WORDS;
 
 /// Offsets from a currency's status word: its cached target, and that trader's cached current
 /// arc and the arc's target (both [`NONE`] when unknown).
@@ -83,9 +86,9 @@ const NEXT: usize = 2;
 const TRADER_ARC: usize = 3;
 const TRADER_NEXT: usize = 4;
 
-/// Marks, in a trader's status word, a trader that only one currency leads to, whose cursor the
-/// header of that currency may cache.
-const CACHEABLE: u32 = FLAG;
+/// Offset from a trader's status word of its *home*: the status word of the one currency whose
+/// header may cache the trader's cursor ([`NONE`] for the root).
+const HOME: usize = 2;
 
 /// The whole state of the search, packed into one array of words.
 ///
@@ -124,6 +127,8 @@ struct Layout {
     nodes: Vec<u32>,
     /// The position of each graph node's first arc, by graph index.
     arcs: Vec<u32>,
+    /// The home currency of each trader (see [`HOME`]), by graph index; `u32::MAX` if none.
+    home: Vec<u32>,
     len: usize,
 }
 
@@ -142,23 +147,25 @@ impl Layout {
             len += HEADER_WORDS;
         }
         let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
-            if *len % LINE_WORDS + 2 + ARC_WORDS > LINE_WORDS {
+            if *len % LINE_WORDS + TRADER_HEADER + ARC_WORDS > LINE_WORDS {
                 *len = len.next_multiple_of(LINE_WORDS);
             }
             nodes[u as usize] = *len;
-            arcs[u as usize] = *len + 2;
+            arcs[u as usize] = *len + TRADER_HEADER;
             // At least `TRADER_SPACING` words, so that `status / TRADER_SPACING` names one trader.
-            *len += (2 + ARC_WORDS * degree(u)).max(TRADER_SPACING);
+            *len += (TRADER_HEADER + ARC_WORDS * degree(u)).max(TRADER_SPACING);
         };
         block(graph.root(), &mut nodes, &mut arcs, &mut len);
         for &c in &currencies {
             arcs[c as usize] = len;
             len += ARC_WORDS * degree(c);
         }
+        let mut home = vec![u32::MAX; n];
         for &c in &currencies {
             for &t in graph.arcs(c).1 {
                 if nodes[t as usize] == unset {
                     block(t, &mut nodes, &mut arcs, &mut len);
+                    home[t as usize] = c;
                 }
             }
         }
@@ -174,6 +181,7 @@ impl Layout {
         Layout {
             nodes: nodes.into_iter().map(|x| x as u32).collect(),
             arcs: arcs.into_iter().map(|x| x as u32).collect(),
+            home,
             len,
         }
     }
@@ -190,12 +198,6 @@ impl Packed {
         layout.nodes.iter_mut().for_each(|x| *x += shift);
         layout.arcs.iter_mut().for_each(|x| *x += shift);
         let min = market.min_trade_amount;
-        let mut sellers = vec![0u32; n];
-        for u in (0..n as u32).filter(|&u| matches!(graph.kind(u), NodeKind::Currency(_))) {
-            for &t in graph.arcs(u).1 {
-                sellers[t as usize] += 1;
-            }
-        }
         for u in 0..n as u32 {
             let node = layout.nodes[u as usize] as usize;
             if let NodeKind::Currency(c) = graph.kind(u) {
@@ -211,8 +213,12 @@ impl Packed {
                     words[node + TRADER_ARC] = NONE;
                     words[node + TRADER_NEXT] = NONE;
                 }
-                NodeKind::Trader(_) if sellers[u as usize] == 1 => words[node] |= CACHEABLE,
-                _ => {}
+                _ => {
+                    words[node + HOME] = match layout.home[u as usize] {
+                        u32::MAX => NONE,
+                        c => layout.nodes[c as usize],
+                    };
+                }
             }
             let mut pos = first as usize;
             for (&v, &k) in targets.iter().zip(graph.arc_orders(u)) {
@@ -315,7 +321,7 @@ impl Search {
     /// search is exhausted. The cycle is `path[start..]`, closed by the top node's arc.
     ///
     /// Odd path positions hold currencies, even ones the root (at 0) and traders. A currency's
-    /// header caches the target of its current arc and, for a [`CACHEABLE`] target, that
+    /// header caches the target of its current arc and, when it is that trader's [`HOME`], the
     /// trader's current arc and its target, so re-walking an unchanged chain mostly reads
     /// currency headers and the traders' on-path bitset, which stay in the cache.
     fn find_cycle(&mut self) -> Option<usize> {
@@ -346,19 +352,18 @@ impl Search {
                 if p == end {
                     self.path.pop();
                     self.path_arcs.pop();
-                    if currency {
-                        words[u] = end as u32;
-                    } else {
-                        words[u] = end as u32 | (words[u] & CACHEABLE);
+                    words[u] = end as u32;
+                    if !currency {
                         traders.remove(u / TRADER_SPACING);
+                        forget(words, u);
                     }
                     if depth > 1 {
                         words[parent] += ARC_WORDS as u32;
                         if !currency {
                             words[parent + NEXT] = NONE;
                             words[parent + TRADER_NEXT] = NONE;
-                        } else if depth > 2 {
-                            words[self.path[depth - 3] as usize + TRADER_NEXT] = NONE;
+                        } else {
+                            forget(words, parent);
                         }
                     }
                     continue;
@@ -369,13 +374,13 @@ impl Search {
                     words[u] = pos as u32 | FLAG;
                     words[u + NEXT] = v;
                     words[u + TRADER_NEXT] = NONE;
-                } else {
-                    let cacheable = words[u] & CACHEABLE;
-                    words[u] = pos as u32 | cacheable;
-                    if cacheable != 0 && depth > 1 {
-                        words[parent + TRADER_ARC] = pos as u32;
-                        words[parent + TRADER_NEXT] = v;
-                    }
+                } else if words[u + HOME] as usize == parent {
+                    words[u] = pos as u32;
+                    words[parent + TRADER_ARC] = pos as u32;
+                    words[parent + TRADER_NEXT] = v;
+                } else if words[u] as usize != pos {
+                    words[u] = pos as u32;
+                    forget(words, u);
                 }
             }
             *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
@@ -443,10 +448,10 @@ impl Search {
                 self.packed.words[leg.currency as usize + TRADER_NEXT] = NONE;
             }
         }
-        // A trader whose arc died moves its cursor: forget the copy in its parent's header.
+        // A trader whose arc died moves its cursor: forget the copy in its home's header.
         for k in (start..self.path.len()).filter(|k| k % 2 == 0) {
             if self.packed.is_dead(self.path_arcs[k] as usize) {
-                self.packed.words[self.path[k - 1] as usize + TRADER_NEXT] = NONE;
+                forget(&mut self.packed.words, self.path[k] as usize);
             }
         }
     }
@@ -472,6 +477,15 @@ impl Search {
                     .min(self.packed.remaining(demand)),
             });
         }
+    }
+}
+
+/// Forgets the copy of a trader's (or the root's) cursor in its home currency's header.
+#[inline]
+fn forget(words: &mut [u32], trader: usize) {
+    let home = words[trader + HOME];
+    if home != NONE {
+        words[home as usize + TRADER_NEXT] = NONE;
     }
 }
 
