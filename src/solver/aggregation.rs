@@ -79,11 +79,12 @@ pub struct Aggregation<'a> {
 /// The MD5 digests are most of the aggregation's work, and do not depend on the matching, so
 /// [`solve_with`](super::solve_with) computes them on a second thread while the matcher runs.
 pub fn creditor_hashes(market: &Market) -> Vec<i16> {
-    let mut memo = Hashes::default();
+    // No memo: a table of a million creditors would crowd the matcher's data out of the
+    // shared cache; measured, digesting every order is not slower for the matcher.
     market
         .orders
         .iter()
-        .map(|o| memo.of(o.creditor_id))
+        .map(|o| calc_hash(o.creditor_id))
         .collect()
 }
 
