@@ -87,7 +87,10 @@ const TRADER_ARC: usize = 3;
 const TRADER_NEXT: usize = 4;
 
 /// Offset from a trader's status word of its *home*: the status word of the one currency whose
-/// header may cache the trader's cursor ([`NONE`] for the root).
+/// header may cache the trader's cursor ([`NONE`] for the root). It starts as the trader's first
+/// seller currency and moves to whichever currency last led to the trader through a slow step.
+/// Every change of a trader's cursor reads the trader's block, so it can update or forget the
+/// copy in its home.
 const HOME: usize = 2;
 
 /// The whole state of the search, packed into one array of words.
@@ -374,13 +377,17 @@ impl Search {
                     words[u] = pos as u32 | FLAG;
                     words[u + NEXT] = v;
                     words[u + TRADER_NEXT] = NONE;
-                } else if words[u + HOME] as usize == parent {
+                } else {
                     words[u] = pos as u32;
-                    words[parent + TRADER_ARC] = pos as u32;
-                    words[parent + TRADER_NEXT] = v;
-                } else if words[u] as usize != pos {
-                    words[u] = pos as u32;
-                    forget(words, u);
+                    if depth > 1 {
+                        // The parent becomes the trader's home: it will likely lead here again.
+                        if words[u + HOME] as usize != parent {
+                            forget(words, u);
+                            words[u + HOME] = parent as u32;
+                        }
+                        words[parent + TRADER_ARC] = pos as u32;
+                        words[parent + TRADER_NEXT] = v;
+                    }
                 }
             }
             *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
