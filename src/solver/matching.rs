@@ -339,11 +339,38 @@ impl Search {
             } else {
                 0
             };
-            let (pos, v);
             if currency && words[u + NEXT] != NONE {
-                pos = (words[u] & !FLAG) as usize;
-                v = words[u + NEXT];
-            } else if !currency && depth > 1 && words[parent + TRADER_NEXT] != NONE {
+                // The common case, in a tight loop: follow cached arcs from currency to currency.
+                let mut u = u;
+                loop {
+                    let v = words[u + NEXT];
+                    *self.path_arcs.last_mut().expect("non-empty path") = words[u] & !FLAG;
+                    if traders.contains(v as usize / TRADER_SPACING) {
+                        return Some(self.path.iter().rposition(|&n| n == v).expect("on path"));
+                    }
+                    traders.insert(v as usize / TRADER_SPACING);
+                    self.path.push(v);
+                    let w = words[u + TRADER_NEXT];
+                    if w == NONE {
+                        self.path_arcs.push(0);
+                        break;
+                    }
+                    self.path_arcs.push(words[u + TRADER_ARC]);
+                    if words[w as usize] & FLAG != 0 {
+                        return Some(self.path.iter().rposition(|&n| n == w).expect("on path"));
+                    }
+                    words[w as usize] |= FLAG;
+                    self.path.push(w);
+                    self.path_arcs.push(0);
+                    u = w as usize;
+                    if words[u + NEXT] == NONE {
+                        break;
+                    }
+                }
+                continue;
+            }
+            let (pos, v);
+            if !currency && depth > 1 && words[parent + TRADER_NEXT] != NONE {
                 pos = words[parent + TRADER_ARC] as usize;
                 v = words[parent + TRADER_NEXT];
             } else {
