@@ -95,19 +95,22 @@ const HOME: usize = 2;
 
 /// The whole state of the search, packed into one array of words.
 ///
-/// A node has a header `[status, end]`, where `status` is the position of the node's current
-/// arc (with [`FLAG`] while the node is on the path) and `end` the position after its last arc.
-/// A trader's (or the root's) arcs follow its header; a currency's header is `[price, status,
-/// end, next]`, where `next` caches the target of its current arc ([`NONE`] when unknown or
-/// dead), and its arcs live elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with
-/// [`FLAG`] once the arc is dead) and the tokens it has left. A node is named by the position
-/// of its status word. See [`Layout`] for the order of the blocks.
+/// A node has a header that starts `[status, end]`, where `status` is the position of the
+/// node's current arc and `end` the position after its last arc. A trader's (or the root's)
+/// header is `[status, end, home]` (see [`HOME`]) and its arcs follow it; whether a trader is on
+/// the path is kept in [`Search::traders`]. A currency's header is `[price, status, end, next,
+/// trader_arc, trader_next, pad, pad]`: its status has [`FLAG`] while it is on the path, `next`
+/// caches the target of its current arc and the next two that trader's current arc and its
+/// target, when the currency is the trader's home ([`NONE`] when unknown); its arcs live
+/// elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with [`FLAG`] once the arc is
+/// dead) and the tokens it has left. A node is named by the position of its status word. See
+/// [`Layout`] for the order of the blocks.
 ///
 /// The search is bound by memory latency: 99% of its steps re-walk nodes whose current arc has
-/// not changed since they were last popped, one scattered node per step. Here a trader step
-/// reads one block, usually one cache line, and a currency step reads a header that stays in
-/// the cache; separate cursor, arc and on-path arrays cost up to three misses per step. The legs
-/// of a found cycle are read from the same blocks, which the walk has just brought into cache.
+/// not changed since they were last popped, one scattered node per step. Here most steps read
+/// only currency headers and the traders' on-path bitset, which stay in the cache; a trader's
+/// block is read when its cursor moves or when it is reached from a currency other than its
+/// home. The legs of a found cycle are read from the traders' blocks.
 struct Packed {
     words: Vec<u32>,
     /// The position of each graph node's first arc, by graph index.
@@ -118,13 +121,14 @@ struct Packed {
 
 /// Where each node's words go in [`Packed::words`].
 ///
-/// First the headers of all currencies (`[price, status, end, next]`), which every chain of the search
-/// passes through, so they stay in the cache; then the root's block; then the currencies' arcs;
-/// then the traders' blocks (`[status, end, arcs…]`) in the order in which the currencies' arcs
+/// First the headers of all currencies, which every chain of the search passes through, so they
+/// stay in the cache; then the root's block; then the currencies' arcs; then the traders' blocks
+/// (`[status, end, home, arcs…]`) in the order in which the currencies' arcs
 /// name them (each trader where its first seller arc points). A currency's cursor moves along its
 /// sellers, so the traders it leads to next are the neighbours of the last one, already in the
 /// cache; sorting traders by rank instead would scatter them over the whole array. A trader's
-/// status, end and first arc never straddle a cache line.
+/// header and first arc never straddle a cache line, and a trader's block is at least
+/// [`TRADER_SPACING`] words.
 struct Layout {
     /// The status word of each graph node, by graph index.
     nodes: Vec<u32>,
