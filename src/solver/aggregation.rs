@@ -70,6 +70,22 @@ pub struct Aggregation<'a> {
     pub seed: u64,
     /// The active collector accounts.
     pub pools: &'a CollectorPools,
+    /// [`creditor_hashes`] of the market, if already computed (else empty).
+    pub creditor_hashes: &'a [i16],
+}
+
+/// `calc_hash` of each order's creditor, by order index.
+///
+/// The MD5 digests are most of the aggregation's work, and do not depend on the matching, so
+/// [`solve_with`](super::solve_with) computes them on a second thread while the matcher runs.
+pub fn creditor_hashes(market: &Market) -> Vec<i16> {
+    // No memo: a table of a million creditors would crowd the matcher's data out of the
+    // shared cache; measured, digesting every order is not slower for the matcher.
+    market
+        .orders
+        .iter()
+        .map(|o| calc_hash(o.creditor_id))
+        .collect()
 }
 
 /// Caches `calc_hash`, which costs an MD5 digest.
@@ -111,8 +127,15 @@ impl Aggregation<'_> {
                 .count();
             let group = start..start + len;
             let debtor_id = market.currencies[currency as usize].debtor_id;
+            let creditor_hashes = self.creditor_hashes.get(group.clone()).unwrap_or(&[]);
             let (orders, filled) = (&market.orders[group.clone()], &matching.filled[group]);
-            self.currency_rows(debtor_id, orders, filled, &mut hashes, &mut rows)?;
+            let group = Group {
+                debtor_id,
+                orders,
+                filled,
+                creditor_hashes,
+            };
+            self.currency_rows(group, &mut hashes, &mut rows)?;
             start += len;
         }
         Ok(rows)
@@ -121,16 +144,27 @@ impl Aggregation<'_> {
     /// The rows of one currency, whose orders are sorted by creditor.
     fn currency_rows(
         &self,
-        debtor_id: i64,
-        orders: &[Order],
-        filled: &[i64],
+        group: Group<'_>,
         hashes: &mut Hashes,
         rows: &mut ResultRows,
     ) -> Result<(), AggregationError> {
+        let Group {
+            debtor_id,
+            orders,
+            filled,
+            creditor_hashes,
+        } = group;
         let pool = self.pools.of(debtor_id);
         let fallback = seller_collectors(orders, filled);
         let mut balances: Vec<(i64, i128)> = Vec::new();
-        for (order, &amount) in orders.iter().zip(filled).filter(|(_, f)| **f > 0) {
+        for (j, (order, &amount)) in orders.iter().zip(filled).enumerate() {
+            if amount <= 0 {
+                continue;
+            }
+            let creditor_hash = match creditor_hashes.get(j) {
+                Some(&h) => h,
+                None => hashes.of(order.creditor_id),
+            };
             let account = (order.creditor_id, debtor_id);
             let collector_id = match order.side {
                 Side::Sell => order.collector_id,
@@ -144,6 +178,7 @@ impl Aggregation<'_> {
                 debtor_id,
                 amount,
                 collector_id,
+                creditor_hash,
             };
             let signed = i128::from(amount);
             match order.side {
@@ -236,6 +271,15 @@ fn transfers(
     Ok(result)
 }
 
+/// One currency's orders, by creditor, with their filled amounts and creditor hashes (the
+/// latter empty when not computed in advance).
+struct Group<'a> {
+    debtor_id: i64,
+    orders: &'a [Order],
+    filled: &'a [i64],
+    creditor_hashes: &'a [i16],
+}
+
 /// One account's net change, before it becomes a pair of rows.
 struct Change {
     turn_id: i32,
@@ -243,6 +287,7 @@ struct Change {
     debtor_id: i64,
     amount: i64,
     collector_id: i64,
+    creditor_hash: i16,
 }
 
 impl Change {
@@ -251,7 +296,7 @@ impl Change {
             turn_id: self.turn_id,
             creditor_id: self.creditor_id,
             debtor_id: self.debtor_id,
-            creditor_hash: hashes.of(self.creditor_id),
+            creditor_hash: self.creditor_hash,
             amount: self.amount,
             collector_id: self.collector_id,
         });
@@ -278,7 +323,7 @@ impl Change {
             turn_id: self.turn_id,
             creditor_id: self.creditor_id,
             debtor_id: self.debtor_id,
-            creditor_hash: hashes.of(self.creditor_id),
+            creditor_hash: self.creditor_hash,
             amount: self.amount,
             collector_id: self.collector_id,
         });
@@ -380,6 +425,7 @@ mod tests {
             turn_id: 1,
             seed: 42,
             pools: &pools,
+            creditor_hashes: &[],
         };
         let mut seen: Vec<i64> = (0..100)
             .map(|c| agg.pick(pools.of(666), (c, 666)))

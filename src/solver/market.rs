@@ -93,13 +93,26 @@ impl Market {
             .enumerate()
             .map(|(i, c)| (c.debtor_id, i as u32))
             .collect();
-        // The two sorts are independent: the buys go to a second thread.
-        let (sells, buys) = std::thread::scope(|scope| {
-            let buys = scope.spawn(|| sorted_buys(&input.buy_offers, &index));
+        // The sorts are independent: a second thread sorts the first part of the buys, this one
+        // the sells and the rest of the buys (there are usually more buys than sells), and the
+        // two runs of buys are merged.
+        let offers = &input.buy_offers;
+        let split = offers
+            .len()
+            .min((offers.len() + input.sell_offers.len()) / 2);
+        let (sells, first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| sorted_buys(&offers[..split], &index));
             let sells = sorted_sells(&input.sell_offers, &index);
-            (sells, buys.join().expect("the buy sort does not panic"))
+            let second = sorted_buys(&offers[split..], &index);
+            (
+                sells,
+                first.join().expect("the buy sort does not panic"),
+                second,
+            )
         });
-        let (sells, buys) = (sells?, buys?);
+        let sells = sells?;
+        let buys = merge_buys(first?, second?);
+        check_buys(&buys)?;
         let min = input.params.min_trade_amount.max(1);
         let orders = net_orders(&sells, &buys, &index, min);
         Ok(Market {
@@ -162,7 +175,7 @@ fn sorted_sells(
     }
 }
 
-/// Buy offers in market currencies, sorted by (debtor, creditor), checked for duplicates.
+/// Buy offers in market currencies, sorted by (debtor, creditor).
 fn sorted_buys(
     offers: &[BuyOffer],
     index: &FxHashMap<i64, u32>,
@@ -178,6 +191,32 @@ fn sorted_buys(
         buys.push(*o);
     }
     buys.sort_unstable_by_key(|o| (o.debtor_id, o.creditor_id));
+    Ok(buys)
+}
+
+/// Merges two runs of buy offers sorted by (debtor, creditor).
+fn merge_buys(a: Vec<BuyOffer>, b: Vec<BuyOffer>) -> Vec<BuyOffer> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if (b[j].debtor_id, b[j].creditor_id) < (a[i].debtor_id, a[i].creditor_id) {
+            merged.push(b[j]);
+            j += 1;
+        } else {
+            merged.push(a[i]);
+            i += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
+}
+
+/// Refuses sorted buy offers with a repeated (debtor, creditor) pair.
+fn check_buys(buys: &[BuyOffer]) -> Result<(), OfferError> {
     match buys
         .windows(2)
         .find(|w| (w[0].debtor_id, w[0].creditor_id) == (w[1].debtor_id, w[1].creditor_id))
@@ -186,7 +225,7 @@ fn sorted_buys(
             creditor_id: w[0].creditor_id,
             debtor_id: w[0].debtor_id,
         }),
-        None => Ok(buys),
+        None => Ok(()),
     }
 }
 

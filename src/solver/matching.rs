@@ -8,6 +8,7 @@
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;
 use super::numeric::calc_amt;
+use super::traversal::BitSet;
 
 /// The result of matching a market.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -69,21 +70,47 @@ const LINE_WORDS: usize = 16;
 /// Words per arc: the target (with the dead flag) and the remaining tokens (low, high half).
 const ARC_WORDS: usize = 3;
 
+/// Words per currency header: `[price, status, end, next, trader_arc, trader_next, pad, pad]`.
+const HEADER_WORDS: usize = 8;
+
+/// Words of a trader's (or the root's) header: `[status, end, home]`.
+const TRADER_HEADER: usize = 3;
+
+/// The least distance between two traders' status words, so that `status / TRADER_SPACING`
+/// indexes the traders' on-path bitset.
+const TRADER_SPACING: usize = TRADER_HEADER + ARC_WORDS;
+
+/// Offsets from a currency's status word: its cached target, and that trader's cached current
+/// arc and the arc's target (both [`NONE`] when unknown).
+const NEXT: usize = 2;
+const TRADER_ARC: usize = 3;
+const TRADER_NEXT: usize = 4;
+
+/// Offset from a trader's status word of its *home*: the status word of the one currency whose
+/// header may cache the trader's cursor ([`NONE`] for the root). It starts as the trader's first
+/// seller currency and moves to whichever currency last led to the trader through a slow step.
+/// Every change of a trader's cursor reads the trader's block, so it can update or forget the
+/// copy in its home.
+const HOME: usize = 2;
+
 /// The whole state of the search, packed into one array of words.
 ///
-/// A node has a header `[status, end]`, where `status` is the position of the node's current
-/// arc (with [`FLAG`] while the node is on the path) and `end` the position after its last arc.
-/// A trader's (or the root's) arcs follow its header; a currency's header is `[price, status,
-/// end, next]`, where `next` caches the target of its current arc ([`NONE`] when unknown or
-/// dead), and its arcs live elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with
-/// [`FLAG`] once the arc is dead) and the tokens it has left. A node is named by the position
-/// of its status word. See [`Layout`] for the order of the blocks.
+/// A node has a header that starts `[status, end]`, where `status` is the position of the
+/// node's current arc and `end` the position after its last arc. A trader's (or the root's)
+/// header is `[status, end, home]` (see [`HOME`]) and its arcs follow it; whether a trader is on
+/// the path is kept in [`Search::traders`]. A currency's header is `[price, status, end, next,
+/// trader_arc, trader_next, pad, pad]`: its status has [`FLAG`] while it is on the path, `next`
+/// caches the target of its current arc and the next two that trader's current arc and its
+/// target, when the currency is the trader's home ([`NONE`] when unknown); its arcs live
+/// elsewhere. Each arc is [`ARC_WORDS`] words: the target node (with [`FLAG`] once the arc is
+/// dead) and the tokens it has left. A node is named by the position of its status word. See
+/// [`Layout`] for the order of the blocks.
 ///
 /// The search is bound by memory latency: 99% of its steps re-walk nodes whose current arc has
-/// not changed since they were last popped, one scattered node per step. Here a trader step
-/// reads one block, usually one cache line, and a currency step reads a header that stays in
-/// the cache; separate cursor, arc and on-path arrays cost up to three misses per step. The legs
-/// of a found cycle are read from the same blocks, which the walk has just brought into cache.
+/// not changed since they were last popped, one scattered node per step. Here most steps read
+/// only currency headers and the traders' on-path bitset, which stay in the cache; a trader's
+/// block is read when its cursor moves or when it is reached from a currency other than its
+/// home. The legs of a found cycle are read from the traders' blocks.
 struct Packed {
     words: Vec<u32>,
     /// The position of each graph node's first arc, by graph index.
@@ -94,18 +121,21 @@ struct Packed {
 
 /// Where each node's words go in [`Packed::words`].
 ///
-/// First the headers of all currencies (`[price, status, end, next]`), which every chain of the search
-/// passes through, so they stay in the cache; then the root's block; then the currencies' arcs;
-/// then the traders' blocks (`[status, end, arcs…]`) in the order in which the currencies' arcs
+/// First the headers of all currencies, which every chain of the search passes through, so they
+/// stay in the cache; then the root's block; then the currencies' arcs; then the traders' blocks
+/// (`[status, end, home, arcs…]`) in the order in which the currencies' arcs
 /// name them (each trader where its first seller arc points). A currency's cursor moves along its
 /// sellers, so the traders it leads to next are the neighbours of the last one, already in the
 /// cache; sorting traders by rank instead would scatter them over the whole array. A trader's
-/// status, end and first arc never straddle a cache line.
+/// header and first arc never straddle a cache line, and a trader's block is at least
+/// [`TRADER_SPACING`] words.
 struct Layout {
     /// The status word of each graph node, by graph index.
     nodes: Vec<u32>,
     /// The position of each graph node's first arc, by graph index.
     arcs: Vec<u32>,
+    /// The home currency of each trader (see [`HOME`]), by graph index; `u32::MAX` if none.
+    home: Vec<u32>,
     len: usize,
 }
 
@@ -121,25 +151,28 @@ impl Layout {
         let currencies: Vec<u32> = (0..n as u32).filter(|&u| is_currency(u)).collect();
         for &c in &currencies {
             nodes[c as usize] = len + 1;
-            len += 4;
+            len += HEADER_WORDS;
         }
         let block = |u: u32, nodes: &mut [usize], arcs: &mut [usize], len: &mut usize| {
-            if *len % LINE_WORDS + 2 + ARC_WORDS > LINE_WORDS {
+            if *len % LINE_WORDS + TRADER_HEADER + ARC_WORDS > LINE_WORDS {
                 *len = len.next_multiple_of(LINE_WORDS);
             }
             nodes[u as usize] = *len;
-            arcs[u as usize] = *len + 2;
-            *len += 2 + ARC_WORDS * degree(u);
+            arcs[u as usize] = *len + TRADER_HEADER;
+            // At least `TRADER_SPACING` words, so that `status / TRADER_SPACING` names one trader.
+            *len += (TRADER_HEADER + ARC_WORDS * degree(u)).max(TRADER_SPACING);
         };
         block(graph.root(), &mut nodes, &mut arcs, &mut len);
         for &c in &currencies {
             arcs[c as usize] = len;
             len += ARC_WORDS * degree(c);
         }
+        let mut home = vec![u32::MAX; n];
         for &c in &currencies {
             for &t in graph.arcs(c).1 {
                 if nodes[t as usize] == unset {
                     block(t, &mut nodes, &mut arcs, &mut len);
+                    home[t as usize] = c;
                 }
             }
         }
@@ -155,6 +188,7 @@ impl Layout {
         Layout {
             nodes: nodes.into_iter().map(|x| x as u32).collect(),
             arcs: arcs.into_iter().map(|x| x as u32).collect(),
+            home,
             len,
         }
     }
@@ -180,8 +214,18 @@ impl Packed {
             let targets = graph.arcs(u).1;
             words[node] = first;
             words[node + 1] = first + (ARC_WORDS * targets.len()) as u32;
-            if matches!(graph.kind(u), NodeKind::Currency(_)) {
-                words[node + 2] = NONE;
+            match graph.kind(u) {
+                NodeKind::Currency(_) => {
+                    words[node + NEXT] = NONE;
+                    words[node + TRADER_ARC] = NONE;
+                    words[node + TRADER_NEXT] = NONE;
+                }
+                _ => {
+                    words[node + HOME] = match layout.home[u as usize] {
+                        u32::MAX => NONE,
+                        c => layout.nodes[c as usize],
+                    };
+                }
             }
             let mut pos = first as usize;
             for (&v, &k) in targets.iter().zip(graph.arc_orders(u)) {
@@ -251,12 +295,15 @@ struct Search {
     min: i64,
     legs: Vec<Leg>,
     cycles: u64,
+    /// The traders on the path, by `status / TRADER_SPACING`.
+    traders: BitSet,
 }
 
 /// Runs the search to exhaustion, filling orders cycle by cycle.
 pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
     let packed = Packed::new(market, graph);
     let root = packed.root;
+    let words = packed.words.len();
     let mut search = Search {
         packed,
         path: vec![root],
@@ -264,8 +311,8 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
         min: market.min_trade_amount,
         legs: Vec::new(),
         cycles: 0,
+        traders: BitSet::from_fn(words / TRADER_SPACING + 1, |_| false),
     };
-    search.packed.words[root as usize] |= FLAG;
     while let Some(start) = search.find_cycle() {
         search.cancel(start);
         search.resume(start);
@@ -279,16 +326,57 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
 impl Search {
     /// Advances to the next cycle; returns the path position where it starts, `None` once the
     /// search is exhausted. The cycle is `path[start..]`, closed by the top node's arc.
+    ///
+    /// Odd path positions hold currencies, even ones the root (at 0) and traders. A currency's
+    /// header caches the target of its current arc and, when it is that trader's [`HOME`], the
+    /// trader's current arc and its target, so re-walking an unchanged chain mostly reads
+    /// currency headers and the traders' on-path bitset, which stay in the cache.
     fn find_cycle(&mut self) -> Option<usize> {
         let words = &mut self.packed.words;
+        let traders = &mut self.traders;
         while let Some(&u) = self.path.last() {
             let u = u as usize;
-            // Odd path positions hold currencies, whose header caches their arc's target.
-            let currency = self.path.len().is_multiple_of(2);
+            let depth = self.path.len();
+            let currency = depth.is_multiple_of(2);
+            let parent = if depth > 1 {
+                self.path[depth - 2] as usize
+            } else {
+                0
+            };
+            if currency && words[u + NEXT] != NONE {
+                // The common case, in a tight loop: follow cached arcs from currency to currency.
+                let mut u = u;
+                loop {
+                    let v = words[u + NEXT];
+                    *self.path_arcs.last_mut().expect("non-empty path") = words[u] & !FLAG;
+                    if traders.contains(v as usize / TRADER_SPACING) {
+                        return Some(self.path.iter().rposition(|&n| n == v).expect("on path"));
+                    }
+                    traders.insert(v as usize / TRADER_SPACING);
+                    self.path.push(v);
+                    let w = words[u + TRADER_NEXT];
+                    if w == NONE {
+                        self.path_arcs.push(0);
+                        break;
+                    }
+                    self.path_arcs.push(words[u + TRADER_ARC]);
+                    if words[w as usize] & FLAG != 0 {
+                        return Some(self.path.iter().rposition(|&n| n == w).expect("on path"));
+                    }
+                    words[w as usize] |= FLAG;
+                    self.path.push(w);
+                    self.path_arcs.push(0);
+                    u = w as usize;
+                    if words[u + NEXT] == NONE {
+                        break;
+                    }
+                }
+                continue;
+            }
             let (pos, v);
-            if currency && words[u + 2] != NONE {
-                pos = (words[u] & !FLAG) as usize;
-                v = words[u + 2];
+            if !currency && depth > 1 && words[parent + TRADER_NEXT] != NONE {
+                pos = words[parent + TRADER_ARC] as usize;
+                v = words[parent + TRADER_NEXT];
             } else {
                 let end = words[u + 1] as usize;
                 let mut p = (words[u] & !FLAG) as usize;
@@ -296,28 +384,56 @@ impl Search {
                     p += ARC_WORDS;
                 }
                 if p == end {
-                    words[u] = end as u32;
                     self.path.pop();
                     self.path_arcs.pop();
-                    if let Some(&parent) = self.path.last() {
-                        words[parent as usize] += ARC_WORDS as u32;
+                    words[u] = end as u32;
+                    if !currency {
+                        traders.remove(u / TRADER_SPACING);
+                        forget(words, u);
+                    }
+                    if depth > 1 {
+                        words[parent] += ARC_WORDS as u32;
                         if !currency {
-                            words[parent as usize + 2] = NONE;
+                            words[parent + NEXT] = NONE;
+                            words[parent + TRADER_NEXT] = NONE;
+                        } else {
+                            forget(words, parent);
                         }
                     }
                     continue;
                 }
                 pos = p;
                 v = words[p];
-                words[u] = pos as u32 | FLAG;
                 if currency {
-                    words[u + 2] = v;
+                    words[u] = pos as u32 | FLAG;
+                    words[u + NEXT] = v;
+                    words[u + TRADER_NEXT] = NONE;
+                } else {
+                    words[u] = pos as u32;
+                    if depth > 1 {
+                        // The parent becomes the trader's home: it will likely lead here again.
+                        if words[u + HOME] as usize != parent {
+                            forget(words, u);
+                            words[u + HOME] = parent as u32;
+                        }
+                        words[parent + TRADER_ARC] = pos as u32;
+                        words[parent + TRADER_NEXT] = v;
+                    }
                 }
             }
             *self.path_arcs.last_mut().expect("non-empty path") = pos as u32;
-            let status = &mut words[v as usize];
-            if *status & FLAG == 0 {
-                *status |= FLAG;
+            let v_usize = v as usize;
+            let on_path = if currency {
+                traders.contains(v_usize / TRADER_SPACING)
+            } else {
+                words[v_usize] & FLAG != 0
+            };
+            if !on_path {
+                if currency {
+                    traders.insert(v_usize / TRADER_SPACING);
+                } else {
+                    words[v_usize] |= FLAG;
+                }
                 self.path.push(v);
                 self.path_arcs.push(0);
             } else {
@@ -334,8 +450,12 @@ impl Search {
         let dead = (start..self.path.len())
             .find(|&k| self.packed.is_dead(self.path_arcs[k] as usize))
             .unwrap_or(start);
-        for &n in &self.path[dead + 1..] {
-            self.packed.words[n as usize] &= !FLAG;
+        for (k, &n) in self.path.iter().enumerate().skip(dead + 1) {
+            if k % 2 == 1 {
+                self.packed.words[n as usize] &= !FLAG;
+            } else {
+                self.traders.remove(n as usize / TRADER_SPACING);
+            }
         }
         self.path.truncate(dead + 1);
         self.path_arcs.truncate(dead + 1);
@@ -362,7 +482,14 @@ impl Search {
         }
         for leg in &self.legs {
             if self.packed.is_dead(leg.supply) {
-                self.packed.words[leg.currency as usize + 2] = NONE;
+                self.packed.words[leg.currency as usize + NEXT] = NONE;
+                self.packed.words[leg.currency as usize + TRADER_NEXT] = NONE;
+            }
+        }
+        // A trader whose arc died moves its cursor: forget the copy in its home's header.
+        for k in (start..self.path.len()).filter(|k| k % 2 == 0) {
+            if self.packed.is_dead(self.path_arcs[k] as usize) {
+                forget(&mut self.packed.words, self.path[k] as usize);
             }
         }
     }
@@ -388,6 +515,15 @@ impl Search {
                     .min(self.packed.remaining(demand)),
             });
         }
+    }
+}
+
+/// Forgets the copy of a trader's (or the root's) cursor in its home currency's header.
+#[inline]
+fn forget(words: &mut [u32], trader: usize) {
+    let home = words[trader + HOME];
+    if home != NONE {
+        words[home as usize + TRADER_NEXT] = NONE;
     }
 }
 

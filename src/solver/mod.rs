@@ -107,7 +107,13 @@ pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOu
     let clock = Instant::now();
     let market = Market::build(input, &prices)?;
     drop(prices);
-    let matching = matcher.run(&market);
+    // The creditors' hashes do not depend on the matching: the second core computes them while
+    // the (single-threaded) matcher runs.
+    let (matching, creditor_hashes) = std::thread::scope(|scope| {
+        let hashes = scope.spawn(|| aggregation::creditor_hashes(&market));
+        let matching = matcher.run(&market);
+        (matching, hashes.join().expect("hashing does not panic"))
+    });
     stats.match_ms = elapsed_ms(clock);
     stats.tradable_currencies = market.currencies.len();
     stats.orders = market.orders.len();
@@ -120,6 +126,7 @@ pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOu
         turn_id: input.params.turn_id,
         seed: seed(&input.params),
         pools: &pools,
+        creditor_hashes: &creditor_hashes,
     };
     let rows = aggregation.run(&market, &matching)?;
     stats.aggregate_ms = elapsed_ms(clock);
