@@ -48,11 +48,9 @@ pub fn calc_amt(amount: f64, price: f32) -> i64 {
 }
 
 /// Returns the shard hash of an ID: the first two bytes of the MD5 digest of its 8-byte
-/// big-endian encoding, read as a big-endian signed 16-bit integer (solver.md §2.4).
-pub fn calc_hash(n: i64) -> i16 {
-    let digest = md5::compute(n.to_be_bytes());
-    i16::from_be_bytes([digest.0[0], digest.0[1]])
-}
+/// big-endian encoding, read as a big-endian signed 16-bit integer (solver.md §2.4). The same
+/// function the workers shard by.
+pub use crate::sharding::i16_hash as calc_hash;
 
 /// Mixes a 64-bit value into a well-distributed 64-bit value (the SplitMix64 finaliser).
 ///
