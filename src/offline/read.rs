@@ -23,6 +23,29 @@ pub const SELL_OFFER: &str = "sell_offer.csv";
 /// See [`TURN`].
 pub const BUY_OFFER: &str = "buy_offer.csv";
 
+/// The columns read from `turn.csv`.
+pub const TURN_COLUMNS: [&str; 4] = [
+    "base_debtor_info_locator",
+    "base_debtor_id",
+    "max_distance_to_base",
+    "min_trade_amount",
+];
+/// The columns read from `currency_info.csv`.
+pub const CURRENCY_INFO_COLUMNS: [&str; 6] = [
+    "debtor_info_locator",
+    "debtor_id",
+    "peg_debtor_info_locator",
+    "peg_debtor_id",
+    "peg_exchange_rate",
+    "is_confirmed",
+];
+/// The columns read from `collector_account.csv`.
+pub const COLLECTOR_ACCOUNT_COLUMNS: [&str; 3] = ["debtor_id", "collector_id", "status"];
+/// The columns read from `sell_offer.csv`.
+pub const SELL_OFFER_COLUMNS: [&str; 4] = ["creditor_id", "debtor_id", "amount", "collector_id"];
+/// The columns read from `buy_offer.csv`.
+pub const BUY_OFFER_COLUMNS: [&str; 3] = ["creditor_id", "debtor_id", "amount"];
+
 /// A CSV file being read: its path, reader, and the positions of the wanted columns.
 pub struct Table {
     path: PathBuf,
@@ -141,13 +164,7 @@ pub fn load(dir: &Path) -> anyhow::Result<TurnInput> {
 }
 
 fn load_params(dir: &Path) -> anyhow::Result<TurnParams> {
-    let columns = [
-        "base_debtor_info_locator",
-        "base_debtor_id",
-        "max_distance_to_base",
-        "min_trade_amount",
-    ];
-    let mut t = Table::open(dir, TURN, &columns, &["turn_id"])?;
+    let mut t = Table::open(dir, TURN, &TURN_COLUMNS, &["turn_id"])?;
     if !t.advance()? {
         bail!("{} line 2: expected one row", dir.join(TURN).display());
     }
@@ -171,15 +188,7 @@ fn load_params(dir: &Path) -> anyhow::Result<TurnParams> {
 }
 
 fn load_currencies(dir: &Path) -> anyhow::Result<Vec<CurrencyInfo>> {
-    let columns = [
-        "debtor_info_locator",
-        "debtor_id",
-        "peg_debtor_info_locator",
-        "peg_debtor_id",
-        "peg_exchange_rate",
-        "is_confirmed",
-    ];
-    let mut t = Table::open(dir, CURRENCY_INFO, &columns, &[])?;
+    let mut t = Table::open(dir, CURRENCY_INFO, &CURRENCY_INFO_COLUMNS, &[])?;
     let (mut rows, mut locators) = (Vec::new(), std::collections::HashSet::new());
     while t.advance()? {
         let row = CurrencyInfo {
@@ -203,12 +212,7 @@ fn load_currencies(dir: &Path) -> anyhow::Result<Vec<CurrencyInfo>> {
 
 /// Active (`status = 2`) collector accounts.
 fn load_collectors(dir: &Path) -> anyhow::Result<Vec<CollectorAccount>> {
-    let mut t = Table::open(
-        dir,
-        COLLECTOR_ACCOUNT,
-        &["debtor_id", "collector_id", "status"],
-        &[],
-    )?;
+    let mut t = Table::open(dir, COLLECTOR_ACCOUNT, &COLLECTOR_ACCOUNT_COLUMNS, &[])?;
     let (mut rows, mut seen) = (Vec::new(), FxHashSet::default());
     while t.advance()? {
         let row = CollectorAccount {
@@ -244,12 +248,7 @@ fn check_offer(
 }
 
 fn load_sells(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<SellOffer>> {
-    let mut t = Table::open(
-        dir,
-        SELL_OFFER,
-        &["creditor_id", "debtor_id", "amount", "collector_id"],
-        &[],
-    )?;
+    let mut t = Table::open(dir, SELL_OFFER, &SELL_OFFER_COLUMNS, &[])?;
     let mut rows = Vec::new();
     while t.advance()? {
         let row = SellOffer {
@@ -268,7 +267,7 @@ fn load_sells(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<SellOffe
 }
 
 fn load_buys(dir: &Path, known: &FxHashSet<i64>) -> anyhow::Result<Vec<BuyOffer>> {
-    let mut t = Table::open(dir, BUY_OFFER, &["creditor_id", "debtor_id", "amount"], &[])?;
+    let mut t = Table::open(dir, BUY_OFFER, &BUY_OFFER_COLUMNS, &[])?;
     let mut rows = Vec::new();
     while t.advance()? {
         let row = BuyOffer {

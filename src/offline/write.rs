@@ -1,5 +1,6 @@
 //! Writing CSV files: the six result tables, and a turn's input (for benchmarks and tests).
 
+use super::read;
 use crate::solver::rows::*;
 use crate::solver::{ResultRows, TurnInput};
 use anyhow::Context;
@@ -194,14 +195,8 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 pub fn write_input(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let p = &input.params;
-    let mut w = create(&dir.join("turn.csv"))?;
-    w.write_record([
-        "turn_id",
-        "base_debtor_info_locator",
-        "base_debtor_id",
-        "max_distance_to_base",
-        "min_trade_amount",
-    ])?;
+    let mut w = create(&dir.join(read::TURN))?;
+    w.write_record(std::iter::once("turn_id").chain(read::TURN_COLUMNS))?;
     w.write_record([
         p.turn_id.to_string(),
         p.base_debtor_info_locator.clone(),
@@ -210,16 +205,8 @@ pub fn write_input(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
         p.min_trade_amount.to_string(),
     ])?;
     w.flush()?;
-    let mut w = create(&dir.join("currency_info.csv"))?;
-    w.write_record([
-        "turn_id",
-        "debtor_info_locator",
-        "debtor_id",
-        "peg_debtor_info_locator",
-        "peg_debtor_id",
-        "peg_exchange_rate",
-        "is_confirmed",
-    ])?;
+    let mut w = create(&dir.join(read::CURRENCY_INFO))?;
+    w.write_record(std::iter::once("turn_id").chain(read::CURRENCY_INFO_COLUMNS))?;
     for c in &input.currencies {
         w.write_record([
             p.turn_id.to_string(),
@@ -232,8 +219,8 @@ pub fn write_input(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
         ])?;
     }
     w.flush()?;
-    let mut w = create(&dir.join("collector_account.csv"))?;
-    w.write_record(["debtor_id", "collector_id", "status"])?;
+    let mut w = create(&dir.join(read::COLLECTOR_ACCOUNT))?;
+    w.write_record(read::COLLECTOR_ACCOUNT_COLUMNS)?;
     for c in &input.collectors {
         w.write_record([
             c.debtor_id.to_string(),
@@ -247,8 +234,8 @@ pub fn write_input(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
 
 fn write_offers(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
     let mut buf = [[0u8; 20]; 4];
-    let mut w = create(&dir.join("sell_offer.csv"))?;
-    w.write_record(["creditor_id", "debtor_id", "amount", "collector_id"])?;
+    let mut w = create(&dir.join(read::SELL_OFFER))?;
+    w.write_record(read::SELL_OFFER_COLUMNS)?;
     for o in &input.sell_offers {
         let [a, b, c, d] = &mut buf;
         w.write_record([
@@ -259,8 +246,8 @@ fn write_offers(dir: &Path, input: &TurnInput) -> anyhow::Result<()> {
         ])?;
     }
     w.flush()?;
-    let mut w = create(&dir.join("buy_offer.csv"))?;
-    w.write_record(["creditor_id", "debtor_id", "amount"])?;
+    let mut w = create(&dir.join(read::BUY_OFFER))?;
+    w.write_record(read::BUY_OFFER_COLUMNS)?;
     for o in &input.buy_offers {
         let [a, b, c, _] = &mut buf;
         w.write_record([
