@@ -193,6 +193,49 @@ async fn discard_unneeded_account(
     outbox::emit(conn, signal).await
 }
 
+/// The `worker_account` columns an `AccountUpdate` sets, both on insert and on update.
+#[derive(diesel::Insertable, diesel::AsChangeset)]
+#[diesel(table_name = worker_account, treat_none_as_null = true)]
+struct AccountState<'a> {
+    account_id: &'a str,
+    creation_date: chrono::NaiveDate,
+    last_change_ts: DateTime<Utc>,
+    last_change_seqnum: i32,
+    principal: i64,
+    interest: f64,
+    interest_rate: f32,
+    last_interest_rate_change_ts: DateTime<Utc>,
+    config_flags: i32,
+    debtor_info_iri: Option<&'a str>,
+    last_transfer_number: i64,
+    last_transfer_committed_at: DateTime<Utc>,
+    demurrage_rate: f64,
+    commit_period: i32,
+    transfer_note_max_bytes: i32,
+}
+
+impl<'a> AccountState<'a> {
+    fn of(m: &'a AccountUpdate, iri: &'a Option<String>, account_id: &'a str) -> Self {
+        Self {
+            account_id,
+            creation_date: m.creation_date,
+            last_change_ts: m.last_change_ts,
+            last_change_seqnum: m.last_change_seqnum,
+            principal: m.principal,
+            interest: m.interest,
+            interest_rate: m.interest_rate as f32,
+            last_interest_rate_change_ts: m.last_interest_rate_change_ts,
+            config_flags: m.config_flags,
+            debtor_info_iri: iri.as_deref(),
+            last_transfer_number: m.last_transfer_number,
+            last_transfer_committed_at: m.last_transfer_committed_at,
+            demurrage_rate: m.demurrage_rate,
+            commit_period: m.commit_period,
+            transfer_note_max_bytes: m.transfer_note_max_bytes,
+        }
+    }
+}
+
 async fn insert_account(
     conn: &mut AsyncPgConnection,
     m: &AccountUpdate,
@@ -204,21 +247,7 @@ async fn insert_account(
         .values((
             w::creditor_id.eq(m.creditor_id),
             w::debtor_id.eq(m.debtor_id),
-            w::creation_date.eq(m.creation_date),
-            w::last_change_ts.eq(m.last_change_ts),
-            w::last_change_seqnum.eq(m.last_change_seqnum),
-            w::principal.eq(m.principal),
-            w::interest.eq(m.interest),
-            w::interest_rate.eq(m.interest_rate as f32),
-            w::last_interest_rate_change_ts.eq(m.last_interest_rate_change_ts),
-            w::config_flags.eq(m.config_flags),
-            w::account_id.eq(&m.account_id),
-            w::debtor_info_iri.eq(iri),
-            w::last_transfer_number.eq(m.last_transfer_number),
-            w::last_transfer_committed_at.eq(m.last_transfer_committed_at),
-            w::demurrage_rate.eq(m.demurrage_rate),
-            w::commit_period.eq(m.commit_period),
-            w::transfer_note_max_bytes.eq(m.transfer_note_max_bytes),
+            AccountState::of(m, iri, &m.account_id),
             w::last_heartbeat_ts.eq(heartbeat),
         ))
         .execute(conn)
@@ -226,31 +255,15 @@ async fn insert_account(
     Ok(())
 }
 
+/// Overwrites the account's state with the message's, except `account_id` (given).
 async fn update_account(
     conn: &mut AsyncPgConnection,
     m: &AccountUpdate,
     iri: &Option<String>,
     account_id: &str,
 ) -> QueryResult<()> {
-    use worker_account::dsl as w;
     diesel::update(worker_account::table.find((m.creditor_id, m.debtor_id)))
-        .set((
-            w::account_id.eq(account_id),
-            w::creation_date.eq(m.creation_date),
-            w::last_change_ts.eq(m.last_change_ts),
-            w::last_change_seqnum.eq(m.last_change_seqnum),
-            w::principal.eq(m.principal),
-            w::interest.eq(m.interest),
-            w::interest_rate.eq(m.interest_rate as f32),
-            w::demurrage_rate.eq(m.demurrage_rate),
-            w::commit_period.eq(m.commit_period),
-            w::last_interest_rate_change_ts.eq(m.last_interest_rate_change_ts),
-            w::config_flags.eq(m.config_flags),
-            w::transfer_note_max_bytes.eq(m.transfer_note_max_bytes),
-            w::debtor_info_iri.eq(iri),
-            w::last_transfer_number.eq(m.last_transfer_number),
-            w::last_transfer_committed_at.eq(m.last_transfer_committed_at),
-        ))
+        .set(AccountState::of(m, iri, account_id))
         .execute(conn)
         .await?;
     Ok(())
