@@ -1,8 +1,10 @@
 //! Parsers for environment variable values, following the reference's conversion rules
-//! (operations.md §4.1–§4.4). Each returns a short reason on failure; the caller adds the
-//! variable's name and value.
+//! (docs/configuration.md#value-formats). Each returns a short reason on failure; the caller
+//! adds the variable's name and value.
 
 use std::time::Duration;
+
+use super::pyliteral;
 
 /// Parses a boolean: false iff the lower-cased value is `false`, `off`, `no` or empty;
 /// anything else, including `0`, is true (the reference's rule).
@@ -10,37 +12,11 @@ pub fn parse_bool(s: &str) -> bool {
     !matches!(s.to_lowercase().as_str(), "false" | "off" | "no" | "")
 }
 
-/// Removes `_` separators that stand between two digits, rejecting any other `_`.
-fn strip_digit_separators(s: &str, is_digit: impl Fn(char) -> bool) -> Result<String, String> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    for (i, &c) in chars.iter().enumerate() {
-        if c == '_' {
-            let before = i > 0 && is_digit(chars[i - 1]);
-            let after = chars.get(i + 1).is_some_and(|&n| is_digit(n));
-            if !(before && after) {
-                return Err("misplaced digit separator".into());
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
 /// Parses a decimal integer like Python's `int()`: surrounding whitespace, an optional sign
 /// and `_` between digits are allowed; hex and fractions are not.
 pub fn parse_int(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    let (sign, digits) = split_sign(t);
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '_') {
-        return Err("not an integer".into());
-    }
-    let digits = strip_digit_separators(digits, |c| c.is_ascii_digit())?;
-    let v: i128 = digits
-        .parse()
-        .map_err(|_| "integer out of range".to_string())?;
-    i64::try_from(sign * v).map_err(|_| "integer out of range".into())
+    let v = pyliteral::parse_int(s).map_err(|e| e.to_string())?;
+    i64::try_from(v).map_err(|_| "integer out of range".into())
 }
 
 /// Parses a non-negative integer (a count, a size, a port…).
@@ -52,30 +28,27 @@ pub fn parse_count<T: TryFrom<i64>>(s: &str) -> Result<T, String> {
     T::try_from(v).map_err(|_| "integer out of range".into())
 }
 
-fn split_sign(t: &str) -> (i128, &str) {
-    match t.as_bytes().first() {
-        Some(b'-') => (-1, &t[1..]),
-        Some(b'+') => (1, &t[1..]),
-        _ => (1, t),
+/// Parses an integer in `min..=max` (a count that sizes tasks, connections, pools or
+/// batches); `min` is 0 or 1.
+pub fn parse_count_in<T: TryFrom<i64>>(s: &str, min: i64, max: u64) -> Result<T, String> {
+    let v = parse_int(s)?;
+    if v < min {
+        return Err(if min > 0 {
+            "must be a positive integer".into()
+        } else {
+            "must not be negative".into()
+        });
     }
+    if u64::try_from(v).is_ok_and(|v| v > max) {
+        return Err(format!("too large: must be at most {max}"));
+    }
+    T::try_from(v).map_err(|_| "integer out of range".into())
 }
 
 /// Parses a float like Python's `float()`: surrounding whitespace, exponents, `inf` and `nan`
 /// are accepted, and `_` between digits.
 pub fn parse_float(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let t = strip_digit_separators(t, |c| c.is_ascii_digit())?;
-    let lower = t.to_ascii_lowercase();
-    let body = lower.trim_start_matches(['+', '-']);
-    let is_special = matches!(body, "inf" | "infinity" | "nan");
-    let is_numeric = !body.is_empty()
-        && body
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'));
-    if !(is_special || is_numeric) {
-        return Err("not a number".into());
-    }
-    lower.parse::<f64>().map_err(|_| "not a number".into())
+    pyliteral::parse_float(s).map_err(|e| e.to_string())
 }
 
 /// Parses a finite float that is at least `min`.
@@ -94,12 +67,43 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| "number of seconds out of range".into())
 }
 
+/// Parses a number of seconds in `min..=max`.
+pub fn parse_seconds_in(s: &str, min: f64, max: f64) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    let v = d.as_secs_f64();
+    if v < min {
+        return Err(format!("too small: must be at least {min}"));
+    }
+    if v > max {
+        return Err(format!("too large: must be at most {max}"));
+    }
+    Ok(d)
+}
+
+/// Parses a non-negative number of days (a plain float) that is at most `max_days`.
+pub fn parse_days(s: &str, max_days: f64) -> Result<f64, String> {
+    let v = parse_float_min(s, 0.0)?;
+    if v > max_days {
+        return Err(format!("too large: must be at most {max_days} days"));
+    }
+    Ok(v)
+}
+
+/// Parses a duration string (see [`parse_duration`]) that is at most `max_days` long.
+pub fn parse_duration_days(s: &str, max_days: f64) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.as_secs_f64() > max_days * 86_400.0 {
+        return Err(format!("too large: must be at most {max_days} days"));
+    }
+    Ok(d)
+}
+
 /// The longest duration accepted: Python's `timedelta.max` is just under 1e9 days.
 const MAX_DURATION_SECS: f64 = 999_999_999.0 * 86_400.0;
 
-/// Parses a duration string (operations.md §4.2): a number (digits, `.`, `e`, `E`, `+`, `-`)
-/// followed by an optional unit `s`, `m`, `h`, `d` or `w` (seconds when omitted), optional
-/// trailing whitespace, non-negative. Resolution is one microsecond.
+/// Parses a duration string (docs/configuration.md#durations): a number (digits, `.`, `e`, `E`,
+/// `+`, `-`) followed by an optional unit `s`, `m`, `h`, `d` or `w` (seconds when omitted),
+/// optional trailing whitespace, non-negative. Resolution is one microsecond.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid time interval: {s}");
     let number_len = s
@@ -134,50 +138,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_micros(micros as u64))
 }
 
-/// Parses a creditor or debtor ID (operations.md §4.3): a Python integer literal (decimal,
-/// `0x`/`0o`/`0b` with `_` separators, optional sign, `True`/`False`) in `[-2^63, 2^64)`.
-/// Values of 2^63 and above become their two's-complement negative i64.
+/// Parses a creditor or debtor ID (docs/configuration.md#creditor-and-debtor-ids): a Python
+/// integer literal (decimal, `0x`/`0o`/`0b` with `_` separators, optional sign,
+/// `True`/`False`) in `[-2^63, 2^64)`. Values of 2^63 and above become their two's-complement
+/// negative i64.
 pub fn parse_id(s: &str) -> Result<i64, String> {
     let invalid = || format!("Invalid creditor/debtor ID: {s}");
     let t = s.trim();
     let v: i128 = match t {
         "True" => 1,
         "False" => 0,
-        _ => parse_int_literal(t).ok_or_else(invalid)?,
+        _ => pyliteral::parse_int_literal(t).ok_or_else(invalid)?,
     };
     if !(-(1i128 << 63)..(1i128 << 64)).contains(&v) {
         return Err(invalid());
     }
     Ok(if v < 0 { v as i64 } else { (v as u64) as i64 })
-}
-
-/// Evaluates a Python integer literal with an optional leading sign.
-fn parse_int_literal(t: &str) -> Option<i128> {
-    let (sign, body) = split_sign(t);
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = match lower.get(..2) {
-        Some("0x") => (16, &lower[2..]),
-        Some("0o") => (8, &lower[2..]),
-        Some("0b") => (2, &lower[2..]),
-        _ => (10, lower.as_str()),
-    };
-    let is_digit = |c: char| c.is_digit(radix);
-    // After a radix prefix Python allows one `_` before the first digit (`0x_ff`).
-    let digits = if radix != 10 {
-        digits.strip_prefix('_').unwrap_or(digits)
-    } else {
-        digits
-    };
-    if digits.is_empty() || !digits.chars().all(|c| is_digit(c) || c == '_') {
-        return None;
-    }
-    let clean = strip_digit_separators(digits, is_digit).ok()?;
-    // Python 3 rejects decimal literals with leading zeros, except zero itself.
-    if radix == 10 && clean.len() > 1 && clean.starts_with('0') && clean.chars().any(|c| c != '0') {
-        return None;
-    }
-    let v = i128::from_str_radix(&clean, radix).ok()?;
-    Some(sign * v)
 }
 
 /// The database URL schemes we accept, with the SQLAlchemy driver suffixes of the reference.

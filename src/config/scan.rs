@@ -1,5 +1,5 @@
 //! Settings of the table scanners (`APP_<T>_SCAN_DAYS`, `…_BLOCKS_PER_QUERY`,
-//! `…_BEAT_MILLISECS`; operations.md §3.10).
+//! `…_BEAT_MILLISECS`; docs/configuration.md#table-scanners).
 
 use std::collections::BTreeMap;
 
@@ -46,10 +46,11 @@ pub fn read_scans(
         let days_var = format!("APP_{group}_SCAN_DAYS");
         let days = if integer_days {
             env.parsed(&days_var, default_days, |v| {
-                parse::parse_count::<u32>(v).map(f64::from)
+                parse::parse_count_in::<u32>(v, 0, super::MAX_DATE_OFFSET_DAYS as u64)
+                    .map(f64::from)
             })?
         } else {
-            env.non_negative(&days_var, default_days)?
+            env.days(&days_var, default_days)?
         };
         let settings = ScanSettings {
             days,

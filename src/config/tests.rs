@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::parse::*;
 use super::*;
+use crate::outbox::SignalKind;
 
 fn config_with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<String, String> = vars
@@ -170,13 +171,14 @@ fn defaults_match_the_reference() {
     assert_eq!((c.broker.prefetch_count, c.broker.prefetch_size), (1, 0));
     assert_eq!(c.processes.flush_period, secs(2.0));
     assert_eq!(c.processes.http_fetch_connections, 100);
-    assert_eq!(c.processes.flush_burst_counts.len(), 16);
     assert!(
-        c.processes
-            .flush_burst_counts
-            .values()
-            .all(|&n| n == 10_000)
+        SignalKind::ALL
+            .iter()
+            .all(|&k| c.processes.burst_count(k) == 10_000)
     );
+    assert_eq!(c.db.acquire_timeout, secs(30.0));
+    assert_eq!(c.db.statement_timeout, Some(secs(600.0)));
+    assert_eq!(c.processes.shutdown_timeout, secs(30.0));
     assert_eq!(c.scans.len(), 15);
     assert_eq!(c.scans["WORKER_SENDINGS"].days, 1.0);
     assert_eq!(c.db.solver_url, None);
@@ -218,7 +220,8 @@ fn settings_are_read_from_the_environment() {
     assert_eq!(c.db.solver_pool_size, Some(0));
     assert_eq!(c.sharding_realm.bit_count(), 2);
     assert_eq!(c.scans["INTEREST_RATE_CHANGES"].days, 3.0);
-    assert_eq!(c.processes.flush_burst_counts["PrepareTransferSignal"], 5);
+    assert_eq!(c.processes.burst_count(SignalKind::PrepareTransfer), 5);
+    assert_eq!(c.processes.burst_count(SignalKind::StartSending), 10_000);
     assert!(c.setup_rabbitmq_bindings);
     assert!(
         c.worker.delete_parent_shard_records,
@@ -366,4 +369,315 @@ fn env_example_lists_every_variable_with_its_default() {
         format!("{documented:?}"),
         format!("{:?}", config_with(&[]).unwrap())
     );
+}
+
+/// `var=value` alone, and the error it gives (which must name `var`), if any.
+fn error_of(var: &str, value: &str) -> Option<ConfigError> {
+    let err = config_with(&[(var, value)]).err()?;
+    let line = err.to_string();
+    assert!(line.contains(var), "{line:?} should name {var}");
+    assert!(!line.contains('\n'), "{line:?} should be one line");
+    Some(err)
+}
+
+/// Every count that sizes tasks, connections, pools or batches, with its bound.
+fn bounded_counts() -> Vec<(&'static str, u64)> {
+    let mut counts = vec![
+        ("PROTOCOL_BROKER_PROCESSES", u64::from(MAX_PROCESSES)),
+        ("PROTOCOL_BROKER_THREADS", MAX_THREADS.into()),
+        ("FLUSH_PROCESSES", MAX_PROCESSES.into()),
+        ("HTTP_FETCH_PROCESSES", MAX_PROCESSES.into()),
+        ("HTTP_FETCH_CONNECTIONS", MAX_CONNECTIONS.into()),
+        ("TRIGGER_TRANSFERS_PROCESSES", MAX_PROCESSES.into()),
+        ("HANDLE_PRISTINE_COLLECTORS_THREADS", MAX_THREADS.into()),
+        ("WEBSERVER_PROCESSES", MAX_PROCESSES.into()),
+        ("WEBSERVER_THREADS", MAX_THREADS.into()),
+        ("SOLVER_CLIENT_POOL_SIZE", MAX_POOL_SIZE as u64),
+        ("APP_CONSUMER_BATCH_SIZE", MAX_CONSUMER_BATCH_SIZE.into()),
+        ("PROTOCOL_BROKER_PREFETCH_COUNT", MAX_PREFETCH_COUNT.into()),
+        ("APP_VERIFY_SHARD_YIELD_PER", MAX_ROWS_PER_QUERY.into()),
+        (
+            "APP_HANDLE_PRISTINE_COLLECTORS_MAX_COUNT",
+            MAX_ROWS_PER_QUERY.into(),
+        ),
+        ("APP_DEBTOR_INFO_FETCH_BURST_COUNT", MAX_BURST_COUNT.into()),
+        (
+            "APP_RESCHEDULED_TRANSFERS_BURST_COUNT",
+            MAX_BURST_COUNT.into(),
+        ),
+    ];
+    for kind in SignalKind::ALL {
+        counts.push((kind.burst_count_var(), MAX_BURST_COUNT.into()));
+    }
+    counts
+}
+
+#[test]
+fn counts_have_upper_bounds() {
+    for (var, max) in bounded_counts() {
+        assert!(
+            error_of(var, &max.to_string()).is_none(),
+            "{var}={max} is allowed"
+        );
+        for too_many in [max + 1, 30_000_000, 65_536, u64::from(u32::MAX) + 1] {
+            if too_many <= max {
+                continue;
+            }
+            let err = error_of(var, &too_many.to_string())
+                .unwrap_or_else(|| panic!("{var}={too_many} should be refused"));
+            assert_eq!(err.var, var);
+            assert_eq!(err.value, too_many.to_string());
+        }
+    }
+    let err = error_of("PROTOCOL_BROKER_THREADS", "30000000").unwrap();
+    assert_eq!(
+        err.to_string(),
+        "invalid value for PROTOCOL_BROKER_THREADS: \"30000000\" (too large: must be at most 1024)"
+    );
+    // The pool size inside SQLALCHEMY_ENGINE_OPTIONS.
+    let ok = format!("{{\"pool_size\": {MAX_POOL_SIZE}}}");
+    assert!(error_of("SQLALCHEMY_ENGINE_OPTIONS", &ok).is_none());
+    let too_big = format!("{{\"pool_size\": {}}}", MAX_POOL_SIZE + 1);
+    assert!(error_of("SQLALCHEMY_ENGINE_OPTIONS", &too_big).is_some());
+    assert!(error_of("SQLALCHEMY_ENGINE_OPTIONS", "{\"pool_size\": 1e30}").is_some());
+}
+
+#[test]
+fn counts_documented_in_env_example_state_their_bounds() {
+    let text = include_str!("../../.env.example");
+    for max in [
+        u64::from(MAX_PROCESSES),
+        MAX_THREADS.into(),
+        MAX_CONNECTIONS.into(),
+        MAX_POOL_SIZE as u64,
+        MAX_PREFETCH_COUNT.into(),
+        MAX_CONSUMER_BATCH_SIZE.into(),
+        MAX_BURST_COUNT.into(),
+        MAX_ROWS_PER_QUERY.into(),
+    ] {
+        assert!(
+            text.contains(&format!("at most {max}")),
+            ".env.example should state the bound {max}"
+        );
+    }
+}
+
+#[test]
+fn command_line_counts_are_checked_like_settings() {
+    assert_eq!(check_count("--processes", 64u32, MAX_PROCESSES), Ok(64));
+    let err = check_count("--processes", 65_536u32, MAX_PROCESSES).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid value for --processes: \"65536\" (too large: must be at most 64)"
+    );
+    assert!(check_count("-t", 30_000_000u32, MAX_THREADS).is_err());
+}
+
+#[test]
+fn burst_counts_are_read_by_signal_kind() {
+    let values: Vec<(&str, String)> = SignalKind::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.burst_count_var(), (i + 1).to_string()))
+        .collect();
+    let vars: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let c = config_with(&vars).unwrap();
+    for (i, kind) in SignalKind::ALL.into_iter().enumerate() {
+        assert_eq!(c.processes.burst_count(kind) as usize, i + 1, "{kind}");
+    }
+    let mut counts = BurstCounts::uniform(3);
+    counts.set(SignalKind::StartDispatching, 9);
+    assert_eq!(counts.get(SignalKind::StartDispatching), 9);
+    assert_eq!(counts.get(SignalKind::ConfigureAccount), 3);
+}
+
+#[cfg(unix)]
+#[test]
+fn values_that_are_not_utf8_are_errors() {
+    use std::os::unix::ffi::OsStringExt;
+    let lookup = |k: &str| match k {
+        "PROTOCOL_BROKER_QUEUE_ROUTING_KEY" => {
+            Some(std::ffi::OsString::from_vec(b"1.\xff#".to_vec()))
+        }
+        _ => None,
+    };
+    let err = Config::from_reader(&EnvReader::from_os(&lookup)).unwrap_err();
+    assert_eq!(err.var, "PROTOCOL_BROKER_QUEUE_ROUTING_KEY");
+    assert_eq!(err.reason, "not valid UTF-8");
+    assert_eq!(err.value, "1.\u{fffd}#");
+
+    // Every variable is read that way, also those that are taken verbatim or as booleans.
+    for var in [
+        "API_TITLE",
+        "SETUP_RABBITMQ_BINDINGS",
+        "APP_ENABLE_CORS",
+        "APP_LOG_LEVEL",
+    ] {
+        let lookup = |k: &str| (k == var).then(|| std::ffi::OsString::from_vec(vec![0x80]));
+        let reader = EnvReader::from_os(&lookup);
+        let err = if var == "APP_LOG_LEVEL" {
+            crate::telemetry::LogSettings::from_reader(&reader).unwrap_err()
+        } else {
+            Config::from_reader(&reader).unwrap_err()
+        };
+        assert_eq!(err.var, var);
+    }
+    // Valid UTF-8 from the OS reads like text.
+    let lookup = |k: &str| (k == "FLUSH_PROCESSES").then(|| "3".into());
+    let c = Config::from_reader(&EnvReader::from_os(&lookup)).unwrap();
+    assert_eq!(c.processes.flush_processes, 3);
+}
+
+#[test]
+fn config_errors_and_debug_output_mask_passwords() {
+    for (var, value, masked) in [
+        (
+            "WORKER_POSTGRES_URL",
+            "postgresql://alice:S3cret@db:99999/x",
+            "postgresql://alice:***@db:99999/x",
+        ),
+        (
+            "SOLVER_POSTGRES_URL",
+            "postgresql+psycopg://alice:S3cret@db:99999/x",
+            "postgresql+psycopg://alice:***@db:99999/x",
+        ),
+        (
+            "PROTOCOL_BROKER_URL",
+            "amqp://alice:S3cret@rabbit:99999/",
+            "amqp://alice:***@rabbit:99999/",
+        ),
+        (
+            "PROTOCOL_BROKER_URL",
+            "http://alice:S3cret@rabbit/",
+            "http://alice:***@rabbit/",
+        ),
+        (
+            "WORKER_POSTGRES_URL",
+            "mysql://alice:S3/cret@db/x",
+            "mysql://alice:***@db/x",
+        ),
+    ] {
+        let err = error_of(var, value).expect("refused");
+        assert_eq!(err.value, masked);
+        assert!(!err.to_string().contains("S3"), "{err}");
+    }
+    let err = ConfigError::new("OAUTH2_INTROSPECT_URL", "https://u:S3cret@h/i", "bad");
+    assert!(!err.to_string().contains("S3cret"), "{err}");
+
+    let c = config_with(&[
+        (
+            "OAUTH2_INTROSPECT_URL",
+            "http://hydra:S3cret@h:4445/oauth2/introspect",
+        ),
+        (
+            "BASE_DEBTOR_INFO_LOCATOR",
+            "https://u:S3cret@currencies.example/USD",
+        ),
+        ("SOLVER_POSTGRES_URL", "postgresql://alice:S3cret@db/x"),
+        ("WORKER_POSTGRES_URL", "postgresql://alice:S3cret@db/x"),
+        ("PROTOCOL_BROKER_URL", "amqp://alice:S3cret@rabbit/"),
+    ])
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("S3cret"), "{debug}");
+    assert!(
+        debug.contains("http://hydra:***@h:4445/oauth2/introspect"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn periods_added_to_dates_are_bounded() {
+    let durations = [
+        "TURN_PERIOD",
+        "TURN_PERIOD_OFFSET",
+        "TURN_CHECK_INTERVAL",
+        "TURN_PHASE1_DURATION",
+        "TURN_PHASE2_DURATION",
+        "TRANSFERS_HEALTHY_MAX_COMMIT_DELAY",
+        "APP_TURN_MAX_COMMIT_PERIOD",
+        "APP_TURN_PHASE_CUSHION_PERIOD",
+        "APP_INTEREST_RATE_HISTORY_PERIOD",
+    ];
+    for var in durations {
+        for too_long in ["100000000d", "36501d", "5216w", "3153600001"] {
+            let err = error_of(var, too_long)
+                .unwrap_or_else(|| panic!("{var}={too_long} should be refused"));
+            assert_eq!(err.var, var);
+            assert!(err.reason.contains("36500 days"), "{err}");
+        }
+    }
+    let mut days = vec![
+        "APP_ACCOUNT_LOCK_MAX_DAYS",
+        "APP_RELEASED_ACCOUNT_LOCK_MAX_DAYS",
+        "APP_LOCATOR_CLAIM_EXPIRY_DAYS",
+        "APP_EXTREME_MESSAGE_DELAY_DAYS",
+        "APP_MAX_HEARTBEAT_DELAY_DAYS",
+        "APP_WORKER_COLLECTING_SLACK_DAYS",
+        "APP_WORKER_SENDING_SLACK_DAYS",
+        "APP_WORKER_DISPATCHING_SLACK_DAYS",
+    ];
+    let scan_days: Vec<String> = SCAN_TABLES
+        .iter()
+        .map(|(group, _, _)| format!("APP_{group}_SCAN_DAYS"))
+        .collect();
+    days.extend(scan_days.iter().map(String::as_str));
+    for var in days {
+        assert!(error_of(var, "36500").is_none(), "{var}=36500 is allowed");
+        for too_long in ["36501", "1e300"] {
+            let err = error_of(var, too_long)
+                .unwrap_or_else(|| panic!("{var}={too_long} should be refused"));
+            assert_eq!(err.var, var);
+        }
+    }
+    // APP_DEBTOR_INFO_EXPIRY_DAYS is also bounded (its own start-up check comes later).
+    assert_eq!(
+        error_of("APP_DEBTOR_INFO_EXPIRY_DAYS", "1e9").unwrap().var,
+        "APP_DEBTOR_INFO_EXPIRY_DAYS"
+    );
+
+    // The longest accepted period cannot overflow date arithmetic.
+    let c = config_with(&[
+        ("APP_INTEREST_RATE_HISTORY_PERIOD", "36500d"),
+        ("APP_TURN_MAX_COMMIT_PERIOD", "5214w"),
+    ])
+    .unwrap();
+    let period = chrono::TimeDelta::from_std(c.worker.interest_rate_history_period).unwrap();
+    let now = chrono::Utc::now();
+    assert!(now.checked_sub_signed(period).is_some());
+    assert!(now.checked_add_signed(period).is_some());
+    let days = chrono::TimeDelta::days(MAX_DATE_OFFSET_DAYS as i64);
+    assert!(now.checked_sub_signed(days).is_some());
+}
+
+#[test]
+fn database_and_shutdown_timeouts_are_read() {
+    let c = config_with(&[
+        ("APP_DB_ACQUIRE_TIMEOUT_SECONDS", "2.5"),
+        ("APP_DB_STATEMENT_TIMEOUT_SECONDS", "0"),
+        ("APP_SHUTDOWN_TIMEOUT", "0"),
+    ])
+    .unwrap();
+    assert_eq!(c.db.acquire_timeout, secs(2.5));
+    assert_eq!(c.db.statement_timeout, None);
+    assert_eq!(c.processes.shutdown_timeout, Duration::ZERO);
+    let c = config_with(&[("APP_DB_STATEMENT_TIMEOUT_SECONDS", "1.5")]).unwrap();
+    assert_eq!(c.db.statement_timeout, Some(secs(1.5)));
+    for (var, bad) in [
+        ("APP_DB_ACQUIRE_TIMEOUT_SECONDS", "0"),
+        ("APP_DB_ACQUIRE_TIMEOUT_SECONDS", "-1"),
+        ("APP_DB_ACQUIRE_TIMEOUT_SECONDS", "30s"),
+        ("APP_DB_ACQUIRE_TIMEOUT_SECONDS", "1e12"),
+        ("APP_DB_STATEMENT_TIMEOUT_SECONDS", "0.0001"),
+        ("APP_DB_STATEMENT_TIMEOUT_SECONDS", "1e7"),
+        ("APP_DB_STATEMENT_TIMEOUT_SECONDS", "nan"),
+        ("APP_SHUTDOWN_TIMEOUT", "-1"),
+        ("APP_SHUTDOWN_TIMEOUT", "inf"),
+        ("APP_SHUTDOWN_TIMEOUT", "1e9"),
+    ] {
+        assert!(
+            error_of(var, bad).is_some(),
+            "{var}={bad} should be refused"
+        );
+    }
 }

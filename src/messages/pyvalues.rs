@@ -1,17 +1,19 @@
 //! Conversions of JSON scalars that mimic the reference's marshmallow field types.
 //!
 //! marshmallow runs Python's `int()`/`float()` on whatever JSON value it gets, and looks
-//! booleans up in a fixed word list (worker.md §2.4, §12.1). These functions reproduce that
-//! for ASCII input.
+//! booleans up in a fixed word list (docs/messages.md#field-parsing-rules). These functions
+//! reproduce that for ASCII input.
 
 use serde_json::{Number, Value};
+
+use crate::config::pyliteral;
 
 /// Converts a JSON value to an integer the way marshmallow's non-strict `Integer` does:
 /// booleans are rejected, floats are truncated toward zero, strings go through Python `int()`.
 pub(crate) fn integer_of(v: &Value) -> Option<i128> {
     match v {
         Value::Number(n) => integer_of_number(n),
-        Value::String(s) => parse_python_int(s),
+        Value::String(s) => pyliteral::parse_int(s).ok(),
         _ => None,
     }
 }
@@ -38,64 +40,13 @@ fn integer_of_number(n: &Number) -> Option<i128> {
     })
 }
 
-/// Python `int(str)`: surrounding whitespace, an optional sign, ASCII digits, and single
-/// underscores between digits.
-fn parse_python_int(s: &str) -> Option<i128> {
-    let t = s.trim();
-    let (negative, digits) = match t.as_bytes().first()? {
-        b'-' => (true, &t[1..]),
-        b'+' => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let cleaned = remove_digit_underscores(digits)?;
-    if cleaned.is_empty() || !cleaned.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let trimmed = cleaned.trim_start_matches('0');
-    if trimmed.len() > 38 {
-        return Some(if negative { i128::MIN } else { i128::MAX });
-    }
-    let magnitude: i128 = if trimmed.is_empty() {
-        0
-    } else {
-        trimmed.parse().ok()?
-    };
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// Removes underscores that sit between two ASCII digits; any other underscore is invalid.
-fn remove_digit_underscores(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'_' {
-            let prev_ok = i > 0 && bytes[i - 1].is_ascii_digit();
-            let next_ok = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-            if !(prev_ok && next_ok) {
-                return None;
-            }
-        } else {
-            out.push(b as char);
-        }
-    }
-    // Only ASCII bytes were pushed one by one; a non-ASCII input is rejected by the callers'
-    // digit checks, so reject it here already.
-    s.is_ascii().then_some(out)
-}
-
 /// Converts a JSON value to a float the way marshmallow's `Float` does (Python `float()`).
 pub(crate) fn float_of(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => parse_python_float(s),
+        Value::String(s) => pyliteral::parse_float(s).ok(),
         _ => None,
     }
-}
-
-fn parse_python_float(s: &str) -> Option<f64> {
-    // Rust's `f64` grammar matches Python's `float()` (including `inf`, `infinity` and
-    // `nan` in any case, with a sign) once whitespace and digit underscores are removed.
-    remove_digit_underscores(s.trim())?.parse().ok()
 }
 
 /// marshmallow's `Boolean` accepts these exact spellings, plus the numbers 1 and 0.
@@ -144,6 +95,13 @@ mod tests {
         assert_eq!(int_of(json!(true)), None);
         assert_eq!(int_of(json!("")), None);
         assert_eq!(int_of(json!([1])), None);
+        // Beyond i128 a string saturates, which is out of every range checked.
+        assert_eq!(int_of(json!("9".repeat(50))), Some(i128::MAX));
+        assert_eq!(
+            int_of(json!(format!("-{}", "9".repeat(50)))),
+            Some(i128::MIN)
+        );
+        assert_eq!(int_of(json!("０")), None);
     }
 
     #[test]
