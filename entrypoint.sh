@@ -1,6 +1,7 @@
 #!/bin/sh
-# The container's entrypoint: the reference's contract (operations.md §2). The documented
-# commands run the swpt-trade binary; anything else is executed verbatim (e.g. `sh`, `psql`).
+# The container's entrypoint: the reference's contract (docs/operations.md#docker-image). The
+# documented commands run the swpt-trade binary; anything else is executed verbatim (e.g. `sh`,
+# `psql`).
 set -e
 
 # Development: replace "localhost" (after "//" or "@") by the Docker host's address in each

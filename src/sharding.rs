@@ -1,4 +1,4 @@
-//! Routing keys and the sharding realm (worker.md §0.3, §4.3; operations.md §4.4, §5.4).
+//! Routing keys and the sharding realm (docs/messages.md#sharding-and-routing-keys).
 //!
 //! Every sharded value is hashed with MD5: an ID (or several) as the concatenation of 8-byte
 //! big-endian two's-complement encodings, a string as its UTF-8 bytes. The first 24 bits of
@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The value a message or a row is sharded by (worker.md §2.3).
+/// The value a message or a row is sharded by (docs/messages.md#sharding-keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardingKey<'a> {
     /// A creditor, debtor or collector ID.
@@ -92,7 +92,8 @@ pub struct InvalidRoutingKey(pub String);
 
 /// The set of sharding keys one worker is responsible for.
 ///
-/// Parsed from a binding key of up to 20 `0.`/`1.` groups followed by `#` (worker.md §0.3).
+/// Parsed from a binding key of up to 20 `0.`/`1.` groups followed by `#`
+/// (docs/messages.md#the-sharding-realm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardingRealm {
     /// Number of fixed leading bits (0 for `#`).
@@ -172,7 +173,7 @@ impl ShardingRealm {
     }
 
     /// A row-level filter for the solver tables' 16-bit hash columns:
-    /// `hash & mask == prefix` selects this shard's rows (worker.md §0.3).
+    /// `hash & mask == prefix` selects this shard's rows (docs/messages.md#hash-columns).
     pub fn i16_hash_filter(&self) -> (i16, i16) {
         let mask = (self.realm_mask >> 16) as u16;
         let prefix = (self.realm >> 16) as u16;
@@ -339,7 +340,7 @@ mod tests {
         for id in -200..200 {
             assert_eq!(i16_hash(id) & mask == prefix, r.contains_id(id), "{id}");
         }
-        assert_eq!(i16_hash(123), -1008, "solver.md §2.4");
+        assert_eq!(i16_hash(123), -1008, "docs/messages.md#hash-columns");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Publishing batches of messages with publisher confirms (operations.md §5.7).
+//! Publishing batches of messages with publisher confirms
+//! (docs/messages.md#publishing-with-confirms).
 //!
 //! A batch succeeds only when the broker has confirmed every message; a negative
 //! acknowledgement, or a mandatory message returned as unroutable, fails the whole batch, so

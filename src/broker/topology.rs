@@ -1,6 +1,6 @@
 //! The exchanges, queues and bindings a worker needs, declared with exactly the reference's
-//! names, types and arguments (operations.md §5.2–§5.3), so that a broker set up by either
-//! implementation works with the other.
+//! names, types and arguments (docs/messages.md#rabbitmq-topology), so that a broker set up by
+//! either implementation works with the other.
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! Messages from the Creditors Agent about its customers' accounts (worker.md §3.2).
+//! Messages from the Creditors Agent about its customers' accounts
+//! (docs/messages.md#messages-from-the-creditors-agent).
 //!
 //! Field rules follow `swpt_trade/schemas.py`. All three are sharded by `creditor_id`, and
 //! each carries its family's strictly increasing `update_id`.

@@ -1,5 +1,5 @@
 //! The 23 message types the worker consumes, and the decoding steps 1–4 of the consumer
-//! algorithm (worker.md §2.1).
+//! algorithm (docs/messages.md#decoding-and-validation).
 
 use super::agent::{UpdatedFlags, UpdatedLedger, UpdatedPolicy};
 use super::internal_debtors::{
@@ -21,7 +21,7 @@ use crate::sharding::{ShardingKey, ShardingRealm};
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// Why a delivery was rejected before reaching a handler; each case means
-/// `basic.reject(requeue=false)` (worker.md §2.1, §12.1).
+/// `basic.reject(requeue=false)` (docs/messages.md#rejected-deliveries).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -44,12 +44,14 @@ pub enum DecodeError {
     },
 }
 
-/// Adds `sharding_key()` to message structs sharded by an ID field (worker.md §2.3).
+/// Adds `sharding_key()` to message structs sharded by an ID field
+/// (docs/messages.md#sharding-keys).
 macro_rules! sharded_by_id {
     ($field:ident: $($t:ty),* $(,)?) => {
         $(
             impl $t {
-                /// The value this message is sharded and routed by (worker.md §2.3).
+                /// The value this message is sharded and routed by
+                /// (docs/messages.md#sharding-keys).
                 pub fn sharding_key(&self) -> ShardingKey<'_> {
                     ShardingKey::Id(self.$field)
                 }
@@ -67,14 +69,15 @@ sharded_by_id!(debtor_id: DiscoverDebtor, ConfirmDebtor, NeededCollector);
 sharded_by_id!(collector_id: TriggerTransfer, AccountIdResponse, StartSending, StartDispatching);
 
 impl FetchDebtorInfo {
-    /// The value this message is sharded and routed by: the IRI (worker.md §2.3).
+    /// The value this message is sharded and routed by: the IRI (docs/messages.md#sharding-keys).
     pub fn sharding_key(&self) -> ShardingKey<'_> {
         ShardingKey::Str(&self.iri)
     }
 }
 
 impl StoreDocument {
-    /// The value this message is sharded and routed by: the locator (worker.md §2.3).
+    /// The value this message is sharded and routed by: the locator
+    /// (docs/messages.md#sharding-keys).
     pub fn sharding_key(&self) -> ShardingKey<'_> {
         ShardingKey::Str(&self.debtor_info_locator)
     }
@@ -82,7 +85,8 @@ impl StoreDocument {
 
 macro_rules! incoming_messages {
     ($($name:ident),* $(,)?) => {
-        /// A validated message of one of the 23 types the worker consumes (worker.md §3).
+        /// A validated message of one of the 23 types the worker consumes
+        /// (docs/messages.md#incoming-message-types).
         #[derive(Debug, Clone, PartialEq)]
         pub enum IncomingMessage {
             $(
@@ -102,7 +106,7 @@ macro_rules! incoming_messages {
                 }
             }
 
-            /// The value this message is sharded by (worker.md §2.3).
+            /// The value this message is sharded by (docs/messages.md#sharding-keys).
             pub fn sharding_key(&self) -> ShardingKey<'_> {
                 match self {
                     $(Self::$name(m) => m.sharding_key(),)*
@@ -160,7 +164,7 @@ incoming_messages!(
 );
 
 impl IncomingMessage {
-    /// Whether this worker's realm owns the message (consumer step 5, worker.md §2.1).
+    /// Whether this worker's realm owns the message (docs/messages.md#shard-check).
     ///
     /// Only the realm itself counts: `DELETE_PARENT_SHARD_RECORDS` does not widen it. A
     /// `false` here is fatal for the consumer ("The server is not responsible for this
@@ -171,7 +175,7 @@ impl IncomingMessage {
 }
 
 /// Decodes a delivery: checks the `content_type` and `type` properties, then the body
-/// (consumer steps 1–4, worker.md §2.1).
+/// (docs/messages.md#decoding-and-validation).
 pub fn decode_delivery(
     content_type: Option<&str>,
     message_type: Option<&str>,
@@ -191,7 +195,7 @@ pub fn decode_delivery(
 /// Decodes and validates a body as `message_type` (the AMQP `type` property).
 ///
 /// The body must be UTF-8 JSON whose `type` field equals `message_type`; unknown properties
-/// are ignored (worker.md §2.4).
+/// are ignored (docs/messages.md#field-parsing-rules).
 pub fn decode(message_type: &str, body: &[u8]) -> Result<IncomingMessage, DecodeError> {
     if !IncomingMessage::TYPES.contains(&message_type) {
         return Err(DecodeError::UnknownType(Some(message_type.to_owned())));

@@ -1,5 +1,5 @@
-//! Internal worker-to-worker messages about debtors and collector accounts (worker.md §3.3,
-//! §4.4, §8).
+//! Internal worker-to-worker messages about debtors and collector accounts
+//! (docs/messages.md#internal-messages, docs/turns.md#collector-accounts).
 //!
 //! Field rules follow `swpt_trade/schemas.py`; JSON field order follows
 //! `swpt_trade/models/signals.py`. For outgoing messages `ts` is the outbox row's

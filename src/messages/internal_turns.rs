@@ -1,5 +1,5 @@
-//! Internal worker-to-worker messages that drive a trading turn's transfers (worker.md §3.3,
-//! §4.4, §7).
+//! Internal worker-to-worker messages that drive a trading turn's transfers
+//! (docs/messages.md#internal-messages, docs/turns.md#transfers).
 //!
 //! Field rules follow `swpt_trade/schemas.py`; JSON field order follows
 //! `swpt_trade/models/signals.py`. For outgoing messages `ts` is the outbox row's

@@ -1,9 +1,9 @@
 //! A compact JSON object writer that reproduces the reference's output byte for byte.
 //!
 //! The reference serializes with Python's `json.dumps(..., separators=(",", ":"),
-//! ensure_ascii=False, allow_nan=False)` (worker.md §4.2): keys in declaration order, no
-//! spaces, non-ASCII text left unescaped, and floats in Python `repr` form (`2.0`, `1e+30`,
-//! `1e-05`). serde_json agrees on strings and integers but prints floats differently
+//! ensure_ascii=False, allow_nan=False)` (docs/messages.md#message-format): keys in declaration
+//! order, no spaces, non-ASCII text left unescaped, and floats in Python `repr` form (`2.0`,
+//! `1e+30`, `1e-05`). serde_json agrees on strings and integers but prints floats differently
 //! (`1e30`), so floats are formatted here.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -78,7 +78,7 @@ impl ObjectWriter {
         self.str(name, &text)
     }
 
-    /// Adds `null`: optional properties are always present (worker.md §4.2).
+    /// Adds `null`: optional properties are always present (docs/messages.md#message-format).
     pub fn null(&mut self, name: &str) -> &mut Self {
         self.key(name);
         self.out.push_str("null");

@@ -1,11 +1,13 @@
 //! Every message the worker consumes or publishes, without any I/O.
 //!
 //! * [`IncomingMessage`] and [`decode_delivery`]/[`decode`] turn a delivery into a validated
-//!   value, rejecting exactly what the reference rejects (worker.md §2.1, §2.4, §3).
+//!   value, rejecting exactly what the reference rejects (docs/messages.md#incoming-messages).
 //! * [`OutgoingMessage`] and [`MessageEnvelope`] give the body, exchange, routing key,
-//!   properties and `mandatory` flag of the 16 signal types (worker.md §4.2–§4.4); the broker
-//!   layer only has to translate the envelope.
-//! * [`ShardingRealm`] and the routing-key functions implement worker.md §0.3 and §4.3.
+//!   properties and `mandatory` flag of the 16 signal types
+//!   (docs/messages.md#outgoing-message-types); the broker layer only has to translate the
+//!   envelope.
+//! * [`ShardingRealm`] and the routing-key functions implement
+//!   docs/messages.md#sharding-and-routing-keys.
 //!
 //! The wire format is the Swaptacular Messaging Protocol's JSON serialization plus the
 //! reference's internal message types (`swpt_trade/schemas.py`, `swpt_trade/models/signals.py`).
@@ -41,8 +43,7 @@ pub use internal_turns::{
     StartSending, TriggerTransfer,
 };
 pub use outgoing::{
-    APP_ID, CREDITORS_OUT_EXCHANGE, HeaderValue, MessageEnvelope, OutgoingMessage, ShardGuard,
-    TO_TRADE_EXCHANGE, validate_outgoing,
+    APP_ID, HeaderValue, MessageEnvelope, OutgoingMessage, ShardGuard, validate_outgoing,
 };
 pub use smp_in::{AccountPurge, AccountTransfer, AccountUpdate, RejectedConfig};
 pub use smp_out::{AGENT_COORDINATOR_TYPE, ConfigureAccount, FinalizeTransfer, PrepareTransfer};
@@ -85,7 +86,7 @@ pub(crate) trait Encode: Decode {
     /// Writes every field after `type`, in the reference's order.
     fn write(&self, w: &mut ObjectWriter);
 
-    /// The compact UTF-8 JSON body (worker.md §4.2).
+    /// The compact UTF-8 JSON body (docs/messages.md#message-format).
     fn to_json(&self) -> Vec<u8> {
         let mut w = ObjectWriter::new(Self::TYPE);
         self.write(&mut w);

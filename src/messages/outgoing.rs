@@ -1,5 +1,5 @@
 //! The 16 signal types the worker publishes, and how each becomes an AMQP message
-//! (worker.md §4.2–§4.4, operations.md §5.4–§5.5).
+//! (docs/messages.md#outgoing-message-types, docs/messages.md#message-format).
 
 use super::incoming::{CONTENT_TYPE_JSON, DecodeError, parse_json};
 use super::internal_debtors::{
@@ -12,19 +12,16 @@ use super::internal_turns::{
 };
 use super::smp_out::{AGENT_COORDINATOR_TYPE, ConfigureAccount, FinalizeTransfer, PrepareTransfer};
 use super::{Decode, Encode};
+use crate::broker::{CREDITORS_OUT, TO_TRADE};
 use crate::sharding::{ShardingKey, ShardingRealm, hex_routing_key};
 
-/// Topic exchange towards accounting authorities (SMP requests), keyed by hex debtor ID.
-pub const CREDITORS_OUT_EXCHANGE: &str = "creditors_out";
-/// Topic exchange every worker consumes from, keyed by the binary routing key.
-pub const TO_TRADE_EXCHANGE: &str = "to_trade";
 /// The AMQP `app_id` property of every published message.
 pub const APP_ID: &str = "swpt_trade";
 
 /// An AMQP header value.
 ///
 /// The reference (pika) encodes integers that fit in `i32` as field type `I` and larger ones
-/// as 64-bit; receivers accept any integer type (worker.md §4.2).
+/// as 64-bit; receivers accept any integer type (docs/messages.md#message-format).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderValue {
     /// A long string.
@@ -56,7 +53,8 @@ pub struct MessageEnvelope {
     pub body: Vec<u8>,
 }
 
-/// What the flusher must do with an outbox row, per the SMP shard guard (worker.md §4.2).
+/// What the flusher must do with an outbox row, per the SMP shard guard
+/// (docs/messages.md#the-smp-shard-guard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardGuard {
     /// Publish it.
@@ -69,7 +67,8 @@ pub enum ShardGuard {
 
 macro_rules! outgoing_messages {
     ($($name:ident),* $(,)?) => {
-        /// A message of one of the 16 signal types the worker publishes (worker.md §4.4).
+        /// A message of one of the 16 signal types the worker publishes
+        /// (docs/messages.md#outgoing-message-types).
         #[derive(Debug, Clone, PartialEq)]
         pub enum OutgoingMessage {
             $(
@@ -79,7 +78,7 @@ macro_rules! outgoing_messages {
         }
 
         impl OutgoingMessage {
-            /// Every signal type, in the flushers' fixed order (worker.md §4.6).
+            /// Every signal type, in the flushers' fixed order (docs/messages.md#flushing).
             pub const TYPES: &'static [&'static str] = &[$($name::TYPE),*];
 
             /// The message type name.
@@ -89,14 +88,14 @@ macro_rules! outgoing_messages {
                 }
             }
 
-            /// The value the message is sharded by (worker.md §2.3).
+            /// The value the message is sharded by (docs/messages.md#sharding-keys).
             pub fn sharding_key(&self) -> ShardingKey<'_> {
                 match self {
                     $(Self::$name(m) => m.sharding_key(),)*
                 }
             }
 
-            /// The compact JSON body (worker.md §4.2).
+            /// The compact JSON body (docs/messages.md#message-format).
             pub fn to_json(&self) -> Vec<u8> {
                 match self {
                     $(Self::$name(m) => m.to_json(),)*
@@ -168,14 +167,14 @@ impl OutgoingMessage {
     /// The exchange the message is published to.
     pub fn exchange(&self) -> &'static str {
         if self.is_smp() {
-            CREDITORS_OUT_EXCHANGE
+            CREDITORS_OUT
         } else {
-            TO_TRADE_EXCHANGE
+            TO_TRADE
         }
     }
 
     /// The routing key: hex debtor ID on `creditors_out`, otherwise the binary key of the
-    /// sharding key (worker.md §4.3).
+    /// sharding key (docs/messages.md#routing-keys).
     pub fn routing_key(&self) -> String {
         match self.smp_ids() {
             Some((_, debtor_id, _)) => hex_routing_key(debtor_id),
@@ -184,7 +183,7 @@ impl OutgoingMessage {
     }
 
     /// `mandatory` is false only for `ConfigureAccount` and `PrepareTransfer`, whose
-    /// unroutable copies go to the alternate exchange instead (worker.md §4.2, §12.5).
+    /// unroutable copies go to the alternate exchange instead (docs/messages.md#message-format).
     pub fn mandatory(&self) -> bool {
         !matches!(self, Self::ConfigureAccount(_) | Self::PrepareTransfer(_))
     }
@@ -225,8 +224,8 @@ impl OutgoingMessage {
         }
     }
 
-    /// The SMP shard guard applied before publishing (worker.md §4.2): an SMP request must
-    /// belong to this realm; if it does not but belongs to the parent realm and
+    /// The SMP shard guard applied before publishing (docs/messages.md#the-smp-shard-guard): an
+    /// SMP request must belong to this realm; if it does not but belongs to the parent realm and
     /// `DELETE_PARENT_SHARD_RECORDS` is on, it is skipped. Internal messages always publish.
     pub fn shard_guard(
         &self,

@@ -1,5 +1,7 @@
-//! SMP messages about account state sent by accounting authorities (worker.md §3.1.1–§3.1.4),
-//! and the field limits shared by every SMP message.
+//! SMP messages about account state sent by accounting authorities, as the Swaptacular
+//! Messaging Protocol specification defines them
+//! (docs/messages.md#smp-messages-from-accounting-authorities), and the field limits shared by
+//! every SMP message.
 //!
 //! Field rules follow `swpt_pythonlib/protocol_schemas.py` (v0.10.6, the version the
 //! reference pins). All of them are sharded by `creditor_id`.

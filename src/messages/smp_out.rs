@@ -1,4 +1,5 @@
-//! SMP messages the worker sends to accounting authorities (worker.md §4.4, first 3 rows).
+//! SMP messages the worker sends to accounting authorities, as the Swaptacular Messaging
+//! Protocol specification defines them (docs/messages.md#outgoing-message-types, first 3 rows).
 //!
 //! The structs mirror the outbox rows. Their [`Decode`] impls apply the receiver's SMP schema
 //! (`protocol_schemas.py`), restricted to what this service can send: the coordinator is

@@ -1,4 +1,5 @@
-//! SMP replies to this service's transfer requests (worker.md §3.1.5–§3.1.7).
+//! SMP replies to this service's transfer requests, as the Swaptacular Messaging Protocol
+//! specification defines them (docs/messages.md#smp-messages-from-accounting-authorities).
 //!
 //! Field rules follow `swpt_pythonlib/protocol_schemas.py` (v0.10.6). All three are sharded by
 //! `creditor_id`; the handlers only accept the `agent` coordinator type.

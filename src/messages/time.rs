@@ -1,13 +1,14 @@
 //! Date and date-time text forms used on the wire.
 //!
 //! Parsing follows the lenient ISO 8601 grammar of the reference's marshmallow fields
-//! (worker.md §2.4): `T` or a space between date and time, 1–2 digit month/day/hour/minute,
-//! optional seconds, 1–12 fraction digits (the first 6 are kept), and an optional `Z`, `±hh`,
-//! `±hhmm` or `±hh:mm` offset. A value without an offset is read as UTC: the reference keeps
-//! such values naive and later either crashes or stores them as DB-session local time (UTC in
-//! practice), see worker.md §12.1.
+//! (docs/messages.md#field-parsing-rules): `T` or a space between date and time, 1–2 digit
+//! month/day/hour/minute, optional seconds, 1–12 fraction digits (the first 6 are kept), and
+//! an optional `Z`, `±hh`, `±hhmm` or `±hh:mm` offset. A value without an offset is read as UTC:
+//! the reference keeps such values naive and later either crashes or stores them as DB-session
+//! local time (UTC in practice), see docs/messages.md#field-parsing-rules.
 //!
-//! Formatting follows Python's `isoformat()`, as the reference emits it (worker.md §4.2).
+//! Formatting follows Python's `isoformat()`, as the reference emits it
+//! (docs/messages.md#message-format).
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 

@@ -2,8 +2,9 @@
 //!
 //! The reference validates bodies with marshmallow schemas (`swpt_pythonlib/protocol_schemas.py`
 //! and `swpt_trade/schemas.py`). [`Reader`] reproduces the leniency of those field types
-//! (worker.md §2.4): integral strings and truncated floats for integers, numeric strings for
-//! floats, a fixed word list for booleans, and the lenient ISO 8601 grammar of [`super::time`].
+//! (docs/messages.md#field-parsing-rules): integral strings and truncated floats for integers,
+//! numeric strings for floats, a fixed word list for booleans, and the lenient ISO 8601 grammar
+//! of [`super::time`].
 //! Unknown properties are ignored. Errors are collected per field, like marshmallow does, so a
 //! rejected message names every bad field at once.
 
@@ -165,7 +166,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Optional fields default to `null` and accept an explicit `null` (worker.md §2.4).
+    /// Optional fields default to `null` and accept an explicit `null`
+    /// (docs/messages.md#field-parsing-rules).
     fn optional(&self, field: &str) -> Option<&'a Value> {
         self.obj.get(field).filter(|v| !v.is_null())
     }
@@ -350,10 +352,16 @@ impl<'a> Reader<'a> {
             );
             return false;
         }
+        // PostgreSQL text cannot hold U+0000: such a value would be refused by the database
+        // on every retry, so it is refused here (a rule of ours; the reference has none).
+        if s.contains('\0') {
+            self.fail(field, "Null characters are not allowed.");
+            return false;
+        }
         true
     }
 
-    /// A required date-time (worker.md §2.4).
+    /// A required date-time (docs/messages.md#field-parsing-rules).
     pub fn datetime(&mut self, field: &str) -> DateTime<Utc> {
         self.required(field)
             .and_then(|v| self.datetime_value(field, v))
@@ -374,7 +382,7 @@ impl<'a> Reader<'a> {
         parsed
     }
 
-    /// A required date (worker.md §2.4).
+    /// A required date (docs/messages.md#field-parsing-rules).
     pub fn date(&mut self, field: &str) -> NaiveDate {
         let parsed = self
             .required(field)

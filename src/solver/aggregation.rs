@@ -1,4 +1,4 @@
-//! Aggregation: turns filled orders into the six result tables (solver.md §3.6).
+//! Aggregation: turns filled orders into the six result tables (docs/turns.md#aggregation).
 //!
 //! Each account has one net order, so its taking (sell) or giving (buy) is the order's filled
 //! amount. A seller's collector is the one named by its sell offer. A buyer's collector is

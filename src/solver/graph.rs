@@ -1,4 +1,4 @@
-//! The bipartite currency/trader digraph of a market (solver.md §3.5), stored as a
+//! The bipartite currency/trader digraph of a market (docs/turns.md#matching), stored as a
 //! `petgraph` compressed-sparse-row graph.
 //!
 //! Nodes are the root trader, one node per currency and one per trader. Arcs are:

@@ -1,7 +1,7 @@
 //! The solver's input: one turn's parameters, currencies, collector accounts and offers.
 //!
-//! Field names follow the solver database's columns (solver.md §2.2) so that the database layer
-//! and the CSV loader can fill these structs directly.
+//! Field names follow the solver database's columns (docs/turns.md#solver-database-tables), so
+//! that the database layer and the CSV loader can fill these structs directly.
 
 /// The base parameters of a turn (a subset of the `turn` table).
 #[derive(Clone, Debug, PartialEq)]

@@ -1,4 +1,5 @@
-//! Property tests: the invariants of solver.md §5.1 and ours hold on random turns.
+//! Property tests: the reference's invariants and ours
+//! (docs/turns.md#guarantees-and-differences-from-the-reference) hold on random turns.
 
 use super::numeric::{FxHashMap, FxHashSet, calc_hash};
 use super::testgen::{GenParams, Rng, random_turn, shuffle};

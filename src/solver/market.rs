@@ -135,8 +135,8 @@ impl Market {
 
 /// Tradable currencies whose price is positive and finite, by debtor ID.
 ///
-/// The reference admits `+inf` prices (solver.md §5.2), which lets a cycle hand out tokens of
-/// other currencies for nothing; we leave such currencies out.
+/// The reference admits `+inf` prices (docs/turns.md#pricing-edge-cases), which lets a cycle
+/// hand out tokens of other currencies for nothing; we leave such currencies out.
 fn market_currencies(prices: &CurrencyPrices) -> Vec<MarketCurrency> {
     let mut currencies: Vec<MarketCurrency> = prices
         .tradable()

@@ -1,9 +1,9 @@
 //! Matching: decides how much of each order is filled.
 //!
 //! [`Matcher`] is the interface (orders in, filled amount per order out), so the algorithm can
-//! be replaced. [`CycleMatcher`] is the reference's depth-first cycle search (solver.md §3.5)
-//! with exact integer legs: every leg of a cycle moves a whole number of tokens, at least the
-//! minimum trade amount, and never more than either order has left.
+//! be replaced. [`CycleMatcher`] is the reference's depth-first cycle search
+//! (docs/turns.md#matching) with exact integer legs: every leg of a cycle moves a whole number of
+//! tokens, at least the minimum trade amount, and never more than either order has left.
 
 use super::graph::{NodeKind, OfferGraph, ROOT_ARC};
 use super::market::Market;

@@ -6,9 +6,10 @@
 //! on their own: [`pricing`] (the peg tree), [`market`] (net orders), [`matching`] (the cycle
 //! search over the [`graph`]) and [`aggregation`] (rows, collectors and their transfers).
 //!
-//! Guarantees beyond the reference (solver.md §5): no account gives or receives more than its
-//! offer; every taking, giving and leg is at least `min_trade_amount` tokens; per currency,
-//! takings equal givings; and the output depends only on the input's content, not its order.
+//! Guarantees beyond the reference (docs/turns.md#guarantees-and-differences-from-the-reference):
+//! no account gives or receives more than its offer; every taking, giving and leg is at least
+//! `min_trade_amount` tokens; per currency, takings equal givings; and the output depends only
+//! on the input's content, not its order.
 
 pub mod aggregation;
 pub mod graph;

@@ -1,7 +1,7 @@
 //! Numeric primitives shared by pricing, matching and aggregation.
 //!
 //! Prices are single precision on purpose: the reference keeps them as C++ `float`, and workers
-//! and the solver must agree on which bids match a currency's price (solver.md §3.1).
+//! and the solver must agree on which bids match a currency's price (docs/turns.md#numeric-rules).
 
 /// The largest magnitude an amount may have: `2^63 - 1` (`i64::MIN` is never produced).
 pub const MAX_AMOUNT: i64 = i64::MAX;
@@ -48,8 +48,8 @@ pub fn calc_amt(amount: f64, price: f32) -> i64 {
 }
 
 /// Returns the shard hash of an ID: the first two bytes of the MD5 digest of its 8-byte
-/// big-endian encoding, read as a big-endian signed 16-bit integer (solver.md §2.4). The same
-/// function the workers shard by.
+/// big-endian encoding, read as a big-endian signed 16-bit integer
+/// (docs/messages.md#hash-columns). The same function the workers shard by.
 pub use crate::sharding::i16_hash as calc_hash;
 
 /// Mixes a 64-bit value into a well-distributed 64-bit value (the SplitMix64 finaliser).

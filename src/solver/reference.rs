@@ -1,7 +1,7 @@
 //! The reference's own arithmetic for the cycle search, kept for measurement and testing.
 //!
 //! Same graph and search order as [`CycleMatcher`](super::matching::CycleMatcher), but with the
-//! reference's floating-point amounts (solver.md §3.4–§3.5): an arc is worth
+//! reference's floating-point amounts (docs/turns.md#matching): an arc is worth
 //! `f32(f32(tokens) × price)` base units, it is valid while worth at least
 //! `min_trade_amount × price`, and a cycle subtracts its smallest arc from every arc. Legs are not
 //! rounded to tokens and may be below the minimum. The traded volume this finds is the yardstick

@@ -1,4 +1,4 @@
-//! Reference cases T17–T19 and the solver examples of solver.md appendix A, end to end.
+//! Reference cases T17–T19 and the examples of docs/turns.md#reference-examples, end to end.
 //!
 //! Reference cases not found here: T01 and T13 are in `numeric`, T03–T06 in `pricing`, T07–T11
 //! in `matching`, T15–T16 in `aggregation`. T02 (`Key128`) has no counterpart, since we key
@@ -185,9 +185,10 @@ fn t19(min_trade_amount: i64) -> TurnInput {
 /// T19 (`test_try_to_advance_turn_to_phase3`), the solving part.
 ///
 /// With the reference's `min_trade_amount` of 5000 its expected result gives 2 500 and 3 000
-/// tokens of 102 — legs below the minimum, a reference defect (solver.md §5.3). We refuse those
-/// cycles, so that turn trades nothing; with a minimum of 2 500 every leg is legal and we
-/// produce the reference's rows.
+/// tokens of 102 — legs below the minimum, a reference defect
+/// (docs/turns.md#guarantees-and-differences-from-the-reference). We refuse those cycles, so
+/// that turn trades nothing; with a minimum of 2 500 every leg is legal and we produce the
+/// reference's rows.
 #[test]
 fn solve_turn_end_to_end() {
     assert_eq!(solved(&t19(5000)).rows, ResultRows::default());

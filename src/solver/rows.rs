@@ -1,4 +1,5 @@
-//! The rows of the six phase-3 result tables (solver.md §2.2), one struct per table.
+//! The rows of the six phase-3 result tables (docs/turns.md#the-six-result-tables), one struct
+//! per table.
 //!
 //! Field names and order are the tables' columns in DDL order, so the database layer can insert
 //! them as they are and the CSV writer can use the field names as its header.

@@ -1,4 +1,4 @@
-//! The depth-first cycle search over an [`OfferGraph`] (solver.md §3.5).
+//! The depth-first cycle search over an [`OfferGraph`] (docs/turns.md#matching).
 //!
 //! The search keeps a path from the root trader and, for every node, the index of its current
 //! arc. At the top of the path it follows the first valid arc whose target is not on the path;

@@ -1,4 +1,4 @@
 //! The solver database: turns, collector accounts, currencies, offers and the results of
-//! solving a turn (solver.md §2).
+//! solving a turn (docs/turns.md#solver-database-tables).
 
 pub mod schema;

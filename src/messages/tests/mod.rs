@@ -68,7 +68,7 @@ fn outgoing_round_trip() {
 
 #[test]
 fn prepare_transfer_body_is_byte_exact() {
-    // The example of worker.md §4.4.
+    // The example of docs/messages.md#message-format.
     let body = OutgoingMessage::from(prepare_transfer()).to_json();
     let expected = r#"{"type":"PrepareTransfer","creditor_id":777,"debtor_id":666,"coordinator_type":"agent","coordinator_id":777,"coordinator_request_id":5,"min_locked_amount":0,"max_locked_amount":0,"recipient":"acc","final_interest_rate_ts":"9999-12-31T23:59:59+00:00","max_commit_delay":2147483647,"ts":"2024-05-01T12:00:00.123456+00:00"}"#;
     assert_eq!(String::from_utf8(body).unwrap(), expected);
@@ -251,7 +251,7 @@ fn outgoing_shard_guard() {
 
 #[test]
 fn consumer_shard_check() {
-    // worker.md §11 case 2.
+    // The reference's shard-check test (docs/messages.md#shard-check).
     let zero: ShardingRealm = "0.#".parse().unwrap();
     let purge = |creditor_id: i64| {
         let body = format!(

@@ -1,4 +1,5 @@
-//! Field-level rejections: what makes the consumer dead-letter a delivery (worker.md §12.1).
+//! Field-level rejections: what makes the consumer dead-letter a delivery
+//! (docs/messages.md#rejected-deliveries).
 
 use serde_json::{Value, json};
 
@@ -7,7 +8,7 @@ use crate::messages::*;
 
 #[test]
 fn delivery_level_rejections() {
-    // worker.md §11 case 1.
+    // The reference's consumer test (docs/messages.md#rejected-deliveries).
     let purge = edited("AccountPurge", &[]);
     let e = decode_delivery(Some("xxx"), Some("AccountPurge"), &purge).unwrap_err();
     assert_eq!(e.to_string(), "Unknown message content type: \"xxx\"");
@@ -125,7 +126,7 @@ fn missing_null_and_wrongly_typed_fields() {
 
 #[test]
 fn integer_ranges() {
-    // worker.md §11 case 3.
+    // The reference's schema edge values (docs/messages.md#field-parsing-rules).
     rejects(
         "CandidateOffer",
         &[("amount", Some(json!(i64::MIN)))],
@@ -348,4 +349,38 @@ fn string_limits() {
         &[("debtor_info_sha256", Some(json!("AB".repeat(32))))],
     );
     accepts("AccountUpdate", &[("debtor_info_sha256", Some(json!("")))]);
+}
+
+#[test]
+fn a_null_character_in_any_string_field_is_rejected() {
+    // PostgreSQL text cannot hold U+0000, so a message carrying one would be refused by the
+    // database forever: every string field of every incoming type refuses it up front.
+    let mut checked = 0;
+    for sample in super::samples::incoming() {
+        let message_type = sample.message_type();
+        let body: Value = serde_json::from_slice(&sample.to_json()).unwrap();
+        let Value::Object(fields) = &body else {
+            panic!("{message_type}: not an object")
+        };
+        for (name, value) in fields {
+            let Value::String(text) = value else { continue };
+            if name == "type" || super::super::time::parse_datetime(text).is_some() {
+                continue; // the type tag and date-times are checked by their own rules
+            }
+            if super::super::time::parse_date(text).is_some() {
+                continue;
+            }
+            let mut edited = fields.clone();
+            edited.insert(name.clone(), Value::String(format!("{text}\u{0}")));
+            let raw = serde_json::to_vec(&Value::Object(edited)).unwrap();
+            let e = decode(message_type, &raw).expect_err(&format!("{message_type}.{name}"));
+            let DecodeError::Invalid { errors, .. } = e else {
+                panic!("{message_type}.{name}: {e:?}")
+            };
+            assert!(errors.has_field(name), "{message_type}.{name}: {errors}");
+            checked += 1;
+        }
+    }
+    // Every type with a free-text field contributes (account IDs, IRIs, notes, names, …).
+    assert!(checked >= 20, "only {checked} string fields checked");
 }

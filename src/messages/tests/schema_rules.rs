@@ -49,7 +49,7 @@ fn dates_and_times() {
     };
     assert_eq!(m.ts, samples::ts("2024-05-01T12:00:00Z"));
     assert_eq!(m.creation_date, samples::date("2024-01-05"));
-    // No offset: read as UTC (worker.md §12.1, our documented choice).
+    // No offset: read as UTC (docs/messages.md#field-parsing-rules, our documented choice).
     let IncomingMessage::AccountPurge(m) = accepts(
         "AccountPurge",
         &[("ts", Some(json!("2024-05-01T12:00:00")))],
@@ -61,7 +61,7 @@ fn dates_and_times() {
 
 #[test]
 fn cross_field_rules() {
-    // worker.md §11 case 3.
+    // The reference's schema edge values (docs/messages.md#field-parsing-rules).
     rejects(
         "UpdatedPolicy",
         &[("peg_debtor_id", Some(Value::Null))],

@@ -199,11 +199,12 @@ fn legs_are_rounded_and_clipped() {
     ];
     let m = market(&[(101, 1.0), (102, 2.5)], 1000, &spec);
     let matching = CycleMatcher.run(&m);
-    let sold_101 = matching.filled[0];
-    assert!(sold_101 <= 10_001);
-    let bought_101 = matching.filled[3] + matching.filled[5];
-    assert_eq!(sold_101, bought_101);
-    assert_eq!(matching.filled[1], matching.filled[2] + matching.filled[4]);
+    // First cycle 101 -> 1 -> 102 -> 2 -> 101: its smallest arc is trader 2's 2 001 tokens of
+    // 102 (5 002.5 base units), so 101 moves round(5 002.5) = 5 003 tokens (half away from
+    // zero). Second cycle 101 -> 1 -> 102 -> 3 -> 101: trader 1 has 4 998 tokens of 101 left,
+    // the smallest arc, so 102 moves round(4 998 / 2.5 = 1 999.2) = 1 999 tokens.
+    assert_eq!(matching.filled, [10_001, 4_000, 2_001, 5_003, 1_999, 4_998]);
+    assert_eq!(matching.cycles, 2);
 }
 
 /// The packed search fills exactly what the first, generic implementation filled.

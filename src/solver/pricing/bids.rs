@@ -1,4 +1,4 @@
-//! Bid processing on the workers' side (solver.md §3.3).
+//! Bid processing on the workers' side (docs/turns.md#bid-processing).
 //!
 //! A worker turns its creditors' trading policies into *bids*. A bid may be pegged to another
 //! bid of the same creditor; when the resulting bid price agrees with the currency's price, and

@@ -1,4 +1,4 @@
-//! Pricing: the currency peg tree rooted at the base currency (solver.md §3.2).
+//! Pricing: the currency peg tree rooted at the base currency (docs/turns.md#pricing).
 //!
 //! Every currency may be pegged to another one at a fixed exchange rate. A currency has a price
 //! (in base units) when its chain of pegs reaches the base currency within

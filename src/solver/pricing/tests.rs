@@ -1,4 +1,4 @@
-//! Reference cases T03, T05, T06 and the edge cases of solver.md §5.2.
+//! Reference cases T03, T05, T06 and the edge cases of docs/turns.md#pricing-edge-cases.
 //!
 //! The reference keys currencies by a SHA-256-derived `Key128` of the locator; we key them by
 //! the locator itself, so reference case T02 (`Key128` vectors) has no counterpart here.
