@@ -164,7 +164,7 @@ async fn run() {
             .map(|(_, value)| value.clone())
     };
     let config = Config::from_lookup(&lookup).unwrap();
-    let settings = consume::settings(&swpt_trade::cli::ConsumeArgs::default(), &config);
+    let settings = consume::settings(&swpt_trade::cli::ConsumeArgs::default(), &config).unwrap();
     println!(
         "consuming with processes={} threads={} prefetch_count={} batch_size={} (effective prefetch {})",
         settings.processes,
@@ -197,7 +197,7 @@ async fn run() {
     }
     let elapsed = started.elapsed();
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     println!(
         "consume_load: {n} messages in {:.2} s = {:.0} msg/s",
         elapsed.as_secs_f64(),

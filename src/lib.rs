@@ -13,6 +13,7 @@
 //! - [`solver`]: the pure solver engine (pricing, cycle matching, aggregation), no I/O.
 //! - [`offline`]: `solve_offline`, a turn solved from CSV files.
 //! - [`consumer`], [`handlers`]: consuming SMP messages and what they do to the database.
+//! - [`jobs`]: the runner of every periodic job and long-running service of a process.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
 pub mod broker;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod handlers;
+pub mod jobs;
 pub mod messages;
 pub mod offline;
 pub mod outbox;

@@ -4,8 +4,6 @@
 pub mod publisher;
 pub mod topology;
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use lapin::{Connection, ConnectionProperties};
 
@@ -25,25 +23,4 @@ pub async fn connect(url: &str) -> anyhow::Result<Connection> {
     Connection::connect(url, properties)
         .await
         .context("cannot connect to RabbitMQ")
-}
-
-/// Opens a connection, retrying with exponential back-off (1 s doubling up to `max_pause`)
-/// until it succeeds or `stop` is triggered.
-pub async fn connect_with_retries(
-    url: &str,
-    max_pause: Duration,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Option<Connection> {
-    let mut pause = Duration::from_secs(1);
-    loop {
-        match connect(url).await {
-            Ok(conn) => return Some(conn),
-            Err(e) => tracing::error!("{e:#}; retrying in {pause:?}"),
-        }
-        tokio::select! {
-            () = stop.cancelled() => return None,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(max_pause);
-    }
 }

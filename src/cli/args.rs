@@ -68,42 +68,6 @@ pub enum Command {
     SolveOffline(crate::offline::SolveOfflineArgs),
 }
 
-impl Command {
-    /// The command's name, as typed on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Solver => "solver",
-            Self::Worker => "worker",
-            Self::Webserver => "webserver",
-            Self::Configure(_) => "configure",
-            Self::AwaitMigrations => "await_migrations",
-            Self::ConsumeMessages(_) => "consume_messages",
-            Self::FlushAll(_) => "flush_all",
-            Self::FlushConfigureAccounts(_) => "flush_configure_accounts",
-            Self::FlushPrepareTransfers(_) => "flush_prepare_transfers",
-            Self::FlushFinalizeTransfers(_) => "flush_finalize_transfers",
-            Self::FlushFetchDebtorInfos(_) => "flush_fetch_debtor_infos",
-            Self::FlushStoreDocuments(_) => "flush_store_documents",
-            Self::FlushDiscoverDebtors(_) => "flush_discover_debtors",
-            Self::FlushConfirmDebtors(_) => "flush_confirm_debtors",
-            Self::FlushActivateCollectors(_) => "flush_activate_collectors",
-            Self::FlushCandidateOffers(_) => "flush_candidate_offers",
-            Self::FlushNeededCollectors(_) => "flush_needed_collectors",
-            Self::FlushReviseAccountLocks(_) => "flush_revise_account_locks",
-            Self::FlushTriggerTransfers(_) => "flush_trigger_transfers",
-            Self::FlushAccountIdRequests(_) => "flush_account_id_requests",
-            Self::FlushAccountIdResponses(_) => "flush_account_id_responses",
-            Self::FetchDebtorInfos(_) => "fetch_debtor_infos",
-            Self::TriggerTransfers(_) => "trigger_transfers",
-            Self::Subscribe(_) => "subscribe",
-            Self::Unsubscribe(_) => "unsubscribe",
-            Self::DeleteQueue(_) => "delete_queue",
-            Self::VerifyShardContent => "verify_shard_content",
-            Self::SolveOffline(_) => "solve_offline",
-        }
-    }
-}
-
 /// `configure [solver|worker]`.
 #[derive(Debug, Args)]
 pub struct ConfigureArgs {

@@ -1,5 +1,6 @@
 //! `await_migrations`: waits until both databases carry every migration this binary knows
-//! (operations.md §9.4). It never gives up; an unreachable database is waited for too.
+//! (docs/operations.md#migrations). It never gives up; an unreachable database is waited for
+//! too.
 
 use std::process::ExitCode;
 use std::time::Duration;

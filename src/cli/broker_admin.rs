@@ -1,4 +1,4 @@
-//! `subscribe`, `unsubscribe` and `delete_queue` (operations.md §3.11, §5.2–§5.3).
+//! `subscribe`, `unsubscribe` and `delete_queue` (docs/operations.md#broker-administration).
 
 use std::process::ExitCode;
 

@@ -1,5 +1,5 @@
 //! `configure [solver|worker]`: applies the schema migrations, retrying an unreachable
-//! database with the reference's back-off (operations.md §2.3).
+//! database with the reference's back-off (see `docs/operations.md#migrations`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,29 +50,16 @@ pub async fn migrate_with_retries(
     url: &str,
     backoff: &[Duration],
 ) -> anyhow::Result<Vec<String>> {
-    let mut pauses = backoff.iter();
-    loop {
-        match migrate::migrate(db, url).await {
-            Ok(applied) => {
-                tracing::info!(
-                    database = db.name(),
-                    applied = applied.len(),
-                    "Schema is up to date."
-                );
-                return Ok(applied);
-            }
-            Err(e) => match pauses.next() {
-                Some(pause) => {
-                    tracing::warn!(
-                        database = db.name(),
-                        "Schema upgrade failed, retrying in {pause:?}: {e:#}"
-                    );
-                    tokio::time::sleep(*pause).await;
-                }
-                None => return Err(e.context(format!("cannot upgrade the {} database", db.name()))),
-            },
-        }
-    }
+    let what = format!("{} database schema upgrade", db.name());
+    let applied = with_pauses(&what, backoff, || migrate::migrate(db, url))
+        .await
+        .map_err(|e| e.context(format!("cannot upgrade the {} database", db.name())))?;
+    tracing::info!(
+        database = db.name(),
+        applied = applied.len(),
+        "Schema is up to date."
+    );
+    Ok(applied)
 }
 
 /// Declares the RabbitMQ objects (as `subscribe` does), with the same retries.
@@ -81,22 +68,37 @@ pub async fn setup_bindings_with_retries(
     backoff: &[Duration],
 ) -> anyhow::Result<()> {
     let b = &config.broker;
-    let mut pauses = backoff.iter();
+    let attempt = || async {
+        let conn = crate::broker::connect(&b.url).await?;
+        crate::broker::topology::subscribe(&conn, &b.queue, &b.queue_routing_key).await?;
+        let _ = conn.close(200, "done".into()).await;
+        anyhow::Ok(())
+    };
+    with_pauses("message broker setup", backoff, attempt)
+        .await
+        .map_err(|e| e.context("cannot set up the message broker objects"))
+}
+
+/// Runs `attempt`, and again after each pause of `pauses` while it fails.
+async fn with_pauses<T, F, Fut>(
+    what: &str,
+    pauses: &[Duration],
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut pauses = pauses.iter();
     loop {
-        let attempt = async {
-            let conn = crate::broker::connect(&b.url).await?;
-            crate::broker::topology::subscribe(&conn, &b.queue, &b.queue_routing_key).await?;
-            let _ = conn.close(200, "done".into()).await;
-            anyhow::Ok(())
-        };
-        match attempt.await {
-            Ok(()) => return Ok(()),
+        match attempt().await {
+            Ok(value) => return Ok(value),
             Err(e) => match pauses.next() {
                 Some(pause) => {
-                    tracing::warn!("Broker setup failed, retrying in {pause:?}: {e:#}");
+                    tracing::warn!("The {what} failed, retrying in {pause:?}: {e:#}");
                     tokio::time::sleep(*pause).await;
                 }
-                None => return Err(e.context("cannot set up the message broker objects")),
+                None => return Err(e),
             },
         }
     }

@@ -12,7 +12,7 @@ pub mod worker;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use args::*;
 
@@ -30,10 +30,10 @@ pub struct Cli {
 
 /// Runs the command line and returns the process's exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let name = cli.command.name();
-    let lookup = |k: &str| std::env::var(k).ok();
-    let log_settings = match LogSettings::from_lookup(&lookup) {
+    let (cli, name) = parse_command_line();
+    // Every log line of the process carries the name: it lives as long as the process.
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    let log_settings = match LogSettings::from_env() {
         Ok(s) => s,
         Err(e) => return config_error(name, &e),
     };
@@ -42,14 +42,43 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(name, &e),
     };
-    match run(cli.command, config) {
+    install_panic_hook();
+    match run(cli.command, config, name) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("{name}: {e:#}");
+            eprintln!(
+                "{name}: {}",
+                crate::config::mask_urls_in_text(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line (exiting with clap's usage error when it is wrong) and returns
+/// the command with its name as clap defines it.
+fn parse_command_line() -> (Cli, String) {
+    let matches = Cli::command().get_matches();
+    let name = matches.subcommand_name().unwrap_or("swpt-trade").to_owned();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => (cli, name),
+        Err(e) => e.exit(),
+    }
+}
+
+/// Logs panics as errors (escaped like every log line) before the default hook prints them:
+/// a panicking task is restarted or ends the process, and either way its reason is in the log.
+fn install_panic_hook() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let reason = crate::jobs::panic_message(info.payload());
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        tracing::error!("A task panicked{location}: {reason}");
+        default_hook(info);
+    }));
 }
 
 fn config_error(name: &str, e: &crate::config::ConfigError) -> ExitCode {
@@ -70,17 +99,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    let name = command.name();
-    let command = match flush::flush_command(command) {
-        Ok((kinds, args)) => return runtime()?.block_on(flush::run(kinds, args, &config, name)),
-        Err(other) => other,
-    };
+fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode> {
+    use crate::outbox::SignalKind as K;
+    let flush = |kinds: &[K], args| runtime()?.block_on(flush::run(kinds, args, &config, name));
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
         Command::Worker => runtime()?.block_on(worker::run(config)),
         Command::ConsumeMessages(args) => runtime()?.block_on(consume::run(args, config)),
+        Command::FlushAll(a) => flush(&K::ALL, a),
+        Command::FlushConfigureAccounts(a) => flush(&[K::ConfigureAccount], a),
+        Command::FlushPrepareTransfers(a) => flush(&[K::PrepareTransfer], a),
+        Command::FlushFinalizeTransfers(a) => flush(&[K::FinalizeTransfer], a),
+        Command::FlushFetchDebtorInfos(a) => flush(&[K::FetchDebtorInfo], a),
+        Command::FlushStoreDocuments(a) => flush(&[K::StoreDocument], a),
+        Command::FlushDiscoverDebtors(a) => flush(&[K::DiscoverDebtor], a),
+        Command::FlushConfirmDebtors(a) => flush(&[K::ConfirmDebtor], a),
+        Command::FlushActivateCollectors(a) => flush(&[K::ActivateCollector], a),
+        Command::FlushCandidateOffers(a) => flush(&[K::CandidateOffer], a),
+        Command::FlushNeededCollectors(a) => flush(&[K::NeededCollector], a),
+        Command::FlushReviseAccountLocks(a) => flush(&[K::ReviseAccountLock], a),
+        Command::FlushTriggerTransfers(a) => flush(&[K::TriggerTransfer], a),
+        Command::FlushAccountIdRequests(a) => flush(&[K::AccountIdRequest], a),
+        Command::FlushAccountIdResponses(a) => flush(&[K::AccountIdResponse], a),
         Command::Subscribe(args) => runtime()?.block_on(broker_admin::subscribe(args, &config)),
         Command::Unsubscribe(args) => runtime()?.block_on(broker_admin::unsubscribe(args, &config)),
         Command::DeleteQueue(args) => {
@@ -88,7 +129,12 @@ fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::VerifyShardContent => runtime()?.block_on(verify_shard::run(&config)),
         Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),
-        _ => Ok(not_implemented(name)),
+        // The solver's turns, the admin API, debtor-info fetching and transfers come with the
+        // trading-turn, admin-API and transfer work.
+        Command::Solver
+        | Command::Webserver
+        | Command::FetchDebtorInfos(_)
+        | Command::TriggerTransfers(_) => Ok(not_implemented(name)),
     }
 }
 

@@ -1,46 +1,47 @@
-//! `worker`: everything one shard's worker runs, in one process — for now the message
-//! consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`) and the outbox flushers
-//! (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`). SIGTERM stops taking new messages, finishes what
-//! is in flight (and the current flush pass), then exits 0.
+//! `worker`: everything one shard's worker runs, in one process under one [`Runner`] — for
+//! now the message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`) and
+//! the outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`). SIGTERM stops taking new
+//! messages, finishes what is in flight (and the current flush pass) within
+//! `APP_SHUTDOWN_TIMEOUT`, then exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::flush::{FlushOptions, run_flushers};
 use super::{ConsumeArgs, consume};
 use crate::config::Config;
-use crate::outbox::SignalKind;
-use crate::{consumer, db};
+use crate::consumer::{self, Handlers};
+use crate::db::{PoolSettings, WorkerPool};
+use crate::jobs::Runner;
+use crate::outbox::{self, FlushOptions, SignalKind};
 
 /// Runs `worker`.
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
-    let stop = crate::shutdown::on_signals();
-    let settings = consume::settings(&ConsumeArgs::default(), &config);
+    let settings = consume::settings(&ConsumeArgs::default(), &config)?;
     let consumer_pool = consume::worker_pool(&config, &settings, "worker")?;
-    let flush_pool = db::build_pool(&config.db.worker_url, config.db.engine_pool_size, "worker")?;
+    let flush_pool = WorkerPool::build(
+        &config.db.worker_url,
+        PoolSettings::from_config(&config, config.db.engine_pool_size),
+        "worker",
+    )?;
     let flush_options = FlushOptions {
         processes: config.processes.flush_processes,
         period: config.processes.flush_period,
         quit_early: false,
     };
+    let runner = Runner::on_signals(config.processes.shutdown_timeout);
     let config = Arc::new(config);
-    let consuming = {
-        let (config, stop) = (config.clone(), stop.clone());
-        tokio::spawn(async move {
-            if settings.processes > 0 {
-                consumer::run(settings, config, consumer_pool, stop).await;
-            }
-        })
-    };
-    let flushing = run_flushers(
+    let realm = config.sharding_realm;
+    let handlers = Arc::new(Handlers {
+        config: config.clone(),
+    });
+    consumer::spawn(&runner, settings, realm, handlers, consumer_pool);
+    outbox::spawn_flushers(
+        &runner,
         &SignalKind::ALL,
         &flush_options,
-        flush_pool,
+        &flush_pool,
         &config,
-        stop.clone(),
     );
-    let (consumed, flushed) = tokio::join!(consuming, flushing);
-    consumed?;
-    flushed?;
+    runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,31 +1,43 @@
 //! Handling batches of deliveries: decode, check, handle in one transaction, acknowledge.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::FutureExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::db::{DbPool, retry};
-use crate::handlers::{self, HandlerError};
-use crate::messages::{IncomingMessage, decode_delivery};
+use super::HandleMessages;
+use crate::db::WorkerPool;
+use crate::db::retry::{self, RetryPolicy};
+use crate::handlers::HandlerError;
+use crate::messages::{IncomingMessage, ShardingRealm, decode_delivery};
 
-/// Retries of a transaction that failed with a serialization error or a deadlock.
-const MAX_RETRIES: u32 = 8;
-/// The longest pause between two retries.
-const MAX_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many times a message may fail for good (a permanent database error, or a panic of its
+/// handler) before it is dead-lettered.
+pub const MAX_POISON_FAILURES: u32 = 3;
 
 /// A handler task.
-pub(super) struct BatchHandler {
-    pub config: Arc<Config>,
-    pub pool: DbPool,
+pub(super) struct BatchHandler<H> {
+    pub handler: Arc<H>,
+    pub realm: ShardingRealm,
+    pub pool: WorkerPool,
     pub batch_size: usize,
 }
 
-impl BatchHandler {
+/// How handling one message ended.
+enum Failure {
+    /// It may succeed later (the database is unreachable, a concurrency failure persisted…):
+    /// the message is left unacknowledged, and the consumer starts again.
+    Transient(anyhow::Error),
+    /// It can never succeed: a permanent database error or a panic.
+    Permanent(String),
+}
+
+impl<H: HandleMessages> BatchHandler<H> {
     /// Serves batches from `rx` until it closes; on a failure, cancels `failed` and returns it.
     pub async fn serve(
         self,
@@ -47,7 +59,12 @@ impl BatchHandler {
                 }
                 batch
             };
-            if let Err(e) = self.process(batch).await {
+            let outcome = AssertUnwindSafe(self.process(batch)).catch_unwind().await;
+            let result = outcome.unwrap_or_else(|payload| {
+                let message = crate::jobs::panic_message(&*payload);
+                Err(anyhow::anyhow!("a handler task panicked: {message}"))
+            });
+            if let Err(e) = result {
                 failed.cancel();
                 return Err(e);
             }
@@ -56,7 +73,7 @@ impl BatchHandler {
 
     /// Rejects what cannot be handled, handles the rest, acknowledges after the commit. A
     /// message of another shard is left unacknowledged, and makes the consumer restart once
-    /// the others are done (the reference's fatal error, worker.md §12.4).
+    /// the others are done (the reference's fatal error for a misrouted message).
     pub async fn process(&self, batch: Vec<Delivery>) -> anyhow::Result<()> {
         let mut misrouted = None;
         let mut valid = Vec::with_capacity(batch.len());
@@ -69,7 +86,7 @@ impl BatchHandler {
                     tracing::error!("{e}");
                     reject(&delivery).await;
                 }
-                Ok(m) if !m.belongs_to(&self.config.sharding_realm) => {
+                Ok(m) if !m.belongs_to(&self.realm) => {
                     misrouted.get_or_insert_with(|| {
                         anyhow::anyhow!(
                             "The server is not responsible for this shard ({} message, routing key \"{}\").",
@@ -78,7 +95,7 @@ impl BatchHandler {
                         )
                     });
                 }
-                Ok(m) if !handlers::has_handler(&m) => {
+                Ok(m) if !self.handler.has_handler(&m) => {
                     tracing::error!("no handler yet for {}", m.message_type());
                     reject(&delivery).await;
                 }
@@ -94,53 +111,83 @@ impl BatchHandler {
         if valid.is_empty() {
             return Ok(());
         }
-        let messages: Vec<&IncomingMessage> = valid.iter().map(|(_, m)| m).collect();
-        if valid.len() > 1 && self.transaction(&messages).await.is_ok() {
-            futures::future::join_all(valid.iter().map(|(delivery, _)| ack(delivery))).await;
-            return Ok(());
+        if valid.len() > 1 {
+            let messages: Vec<&IncomingMessage> = valid.iter().map(|(_, m)| m).collect();
+            let together = AssertUnwindSafe(self.transaction(&messages))
+                .catch_unwind()
+                .await;
+            if matches!(together, Ok(Ok(()))) {
+                futures::future::join_all(valid.iter().map(|(delivery, _)| ack(delivery))).await;
+                return Ok(());
+            }
         }
         for (delivery, message) in &valid {
-            self.handle_with_retries(message).await?;
-            ack(delivery).await;
+            self.handle_one(delivery, message).await?;
         }
         Ok(())
     }
 
-    /// Handles one message in its own transaction, retrying concurrency failures.
-    async fn handle_with_retries(&self, message: &IncomingMessage) -> anyhow::Result<()> {
+    /// Handles one message in its own transactions: acknowledged after a success,
+    /// dead-lettered after [`MAX_POISON_FAILURES`] permanent failures, left unacknowledged
+    /// (an error) after a transient one.
+    async fn handle_one(
+        &self,
+        delivery: &Delivery,
+        message: &IncomingMessage,
+    ) -> anyhow::Result<()> {
+        let message_type = message.message_type();
         let mut failures = 0;
         loop {
-            match self.transaction(&[message]).await {
-                Ok(()) => return Ok(()),
-                Err(HandlerError::Db(e)) if retry::is_retryable(&e) && failures < MAX_RETRIES => {
-                    failures += 1;
-                    tokio::time::sleep(retry::retry_pause(failures, MAX_RETRY_PAUSE)).await;
+            match self.handle_with_retries(message).await {
+                Ok(()) => {
+                    ack(delivery).await;
+                    return Ok(());
                 }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)).map_err(|e| {
-                        e.context(format!(
-                            "handling a {} message failed",
-                            message.message_type()
-                        ))
-                    });
+                Err(Failure::Transient(e)) => {
+                    return Err(e.context(format!("handling a {message_type} message failed")));
+                }
+                Err(Failure::Permanent(reason)) => {
+                    failures += 1;
+                    if failures >= MAX_POISON_FAILURES {
+                        tracing::error!(
+                            "Dead-lettering a {message_type} message that failed {failures} times: {reason}"
+                        );
+                        reject(delivery).await;
+                        return Ok(());
+                    }
+                    tracing::warn!(
+                        "Handling a {message_type} message failed ({failures} of {MAX_POISON_FAILURES}): {reason}"
+                    );
                 }
             }
         }
     }
 
+    /// One message, in its own transaction, retrying concurrency failures.
+    async fn handle_with_retries(&self, message: &IncomingMessage) -> Result<(), Failure> {
+        let one = [message];
+        let attempt = retry::with_retries(RetryPolicy::HANDLER, || self.transaction(&one));
+        match AssertUnwindSafe(attempt).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(Failure::Permanent(e.to_string())),
+            Ok(Err(e)) => Err(Failure::Transient(e.into())),
+            Err(payload) => Err(Failure::Permanent(format!(
+                "the handler panicked: {}",
+                crate::jobs::panic_message(&*payload)
+            ))),
+        }
+    }
+
     /// Runs the handlers of `messages` in one REPEATABLE READ transaction.
     async fn transaction(&self, messages: &[&IncomingMessage]) -> Result<(), HandlerError> {
-        let mut conn =
-            self.pool.get().await.map_err(|e| {
-                HandlerError::Fatal(format!("cannot get a database connection: {e}"))
-            })?;
+        let mut conn = self.pool.get().await?;
         let now = Utc::now();
-        let config = &self.config;
+        let handler = &self.handler;
         conn.build_transaction()
             .repeatable_read()
             .run(async |conn| {
                 for m in messages {
-                    handlers::handle(conn, config, m, now).await?;
+                    handler.handle(conn, m, now).await?;
                 }
                 Ok::<(), HandlerError>(())
             })

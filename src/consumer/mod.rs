@@ -1,19 +1,25 @@
-//! Consuming SMP messages (worker.md §2; operations.md §3.4, §5.6).
+//! Consuming SMP messages (see `docs/messages.md#incoming-messages`).
 //!
 //! Each consumer "process" is a task with its own connection and channel; its deliveries go
 //! to a bounded work queue served by `threads` handler tasks. A handler task takes the
 //! deliveries that are ready (up to a batch size), rejects the malformed ones to the
 //! dead-letter queue, handles the rest in one REPEATABLE READ transaction and acknowledges
 //! them after the commit; when that transaction fails, it handles them one by one, retrying
-//! serialization failures. A message that still fails is not acknowledged: the consumer
-//! closes its channel (the broker delivers the message again) and reconnects after a pause.
+//! serialization failures. A message that the database refuses for good, or whose handler
+//! panics, is tried [`MAX_POISON_FAILURES`] times and then dead-lettered, so that the
+//! messages behind it are handled. A message that fails for any other reason is not
+//! acknowledged: the consumer closes its connection (the broker delivers the message again)
+//! and the [`Runner`] starts it again after a back-off pause.
 
 mod batch;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
 use futures::StreamExt as _;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -21,8 +27,13 @@ use lapin::{Channel, Consumer};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+pub use batch::MAX_POISON_FAILURES;
+
 use crate::config::Config;
-use crate::db::DbPool;
+use crate::db::WorkerPool;
+use crate::handlers::{self, HandlerError};
+use crate::jobs::{OnFailure, Runner};
+use crate::messages::{IncomingMessage, ShardingRealm};
 
 /// How a consumer runs.
 #[derive(Debug, Clone)]
@@ -39,7 +50,8 @@ pub struct ConsumerSettings {
     pub prefetch_count: u16,
     /// The most messages handled in one transaction.
     pub batch_size: u16,
-    /// Pause consuming now and then, so that the queue can be deleted (worker.md §2.2).
+    /// Pause consuming now and then, so that the queue can be deleted (see
+    /// `docs/operations.md#draining-a-queue`).
     pub draining_mode: bool,
 }
 
@@ -53,66 +65,107 @@ impl ConsumerSettings {
     }
 }
 
-/// The longest pause before reconnecting after a failure.
-const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(60);
+/// What the consumer does with a valid message of its shard. [`Handlers`] is the service's;
+/// tests may wrap it.
+pub trait HandleMessages: Send + Sync + 'static {
+    /// Whether the message's type has a handler; messages without one are dead-lettered.
+    fn has_handler(&self, message: &IncomingMessage) -> bool;
 
-/// Runs `settings.processes` consumers until `stop` is cancelled.
-pub async fn run(
+    /// Applies `message` within the caller's transaction.
+    fn handle(
+        &self,
+        conn: &mut AsyncPgConnection,
+        message: &IncomingMessage,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// The service's handlers ([`handlers::handler`]) with their settings.
+#[derive(Debug, Clone)]
+pub struct Handlers {
+    /// The settings the handlers read.
+    pub config: Arc<Config>,
+}
+
+impl HandleMessages for Handlers {
+    fn has_handler(&self, message: &IncomingMessage) -> bool {
+        handlers::handler(message).is_some()
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut AsyncPgConnection,
+        message: &IncomingMessage,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        match handlers::handler(message) {
+            Some(handler) => handler.run(conn, &self.config, now).await,
+            None => Err(HandlerError::Fatal(format!(
+                "no handler for {}",
+                message.message_type()
+            ))),
+        }
+    }
+}
+
+/// Spawns `settings.processes` consumers on `runner`, each a service that reconnects with
+/// back-off after a failure (a lost connection, a message it could not handle, a panic).
+pub fn spawn<H: HandleMessages>(
+    runner: &Runner,
     settings: ConsumerSettings,
-    config: Arc<Config>,
-    pool: DbPool,
-    stop: CancellationToken,
+    realm: ShardingRealm,
+    handler: Arc<H>,
+    pool: WorkerPool,
 ) {
     tracing::info!(
         "Spawning {} consumers of \"{}\".",
         settings.processes,
         settings.queue
     );
-    let tasks: Vec<_> = (0..settings.processes)
-        .map(|n| {
-            let (settings, config, pool, stop) =
-                (settings.clone(), config.clone(), pool.clone(), stop.clone());
-            tokio::spawn(async move { consumer_loop(n, settings, config, pool, stop).await })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
+    for n in 0..settings.processes {
+        let (settings, handler, pool) = (settings.clone(), handler.clone(), pool.clone());
+        runner.spawn_service(format!("Consumer {n}"), OnFailure::Restart, move |stop| {
+            let (settings, handler, pool) = (settings.clone(), handler.clone(), pool.clone());
+            async move {
+                consume(n, &settings, realm, handler, &pool, &stop).await?;
+                tracing::info!("Consumer {n} stopped processing messages.");
+                Ok(())
+            }
+        });
     }
 }
 
-/// One consumer: consumes until stopped, reconnecting with back-off after failures.
-async fn consumer_loop(
-    n: u32,
+/// Runs `settings.processes` consumers with the service's handlers until `stop` is cancelled
+/// (then waits at most `APP_SHUTDOWN_TIMEOUT` for the messages in flight).
+///
+/// # Errors
+///
+/// When the messages in flight could not be finished in time.
+pub async fn run(
     settings: ConsumerSettings,
     config: Arc<Config>,
-    pool: DbPool,
+    pool: WorkerPool,
     stop: CancellationToken,
-) {
-    let mut pause = Duration::from_secs(1);
-    while !stop.is_cancelled() {
-        let started = tokio::time::Instant::now();
-        match consume(n, &settings, &config, &pool, &stop).await {
-            Ok(()) => break,
-            Err(e) => tracing::error!("Consumer {n} stopped: {e:#}. Reconnecting in {pause:?}."),
-        }
-        if started.elapsed() > MAX_RECONNECT_PAUSE {
-            pause = Duration::from_secs(1);
-        }
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
-    }
-    tracing::info!("Consumer {n} stopped processing messages.");
+) -> anyhow::Result<()> {
+    let runner = Runner::new(&stop, config.processes.shutdown_timeout);
+    let realm = config.sharding_realm;
+    spawn(
+        &runner,
+        settings,
+        realm,
+        Arc::new(Handlers { config }),
+        pool,
+    );
+    runner.wait().await
 }
 
 /// Consumes on one connection until `stop` (Ok) or a failure (Err).
-async fn consume(
+async fn consume<H: HandleMessages>(
     n: u32,
     settings: &ConsumerSettings,
-    config: &Arc<Config>,
-    pool: &DbPool,
+    realm: ShardingRealm,
+    handler: Arc<H>,
+    pool: &WorkerPool,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let conn = crate::broker::connect(&settings.url).await?;
@@ -132,7 +185,8 @@ async fn consume(
     let handlers: Vec<_> = (0..settings.threads.max(1))
         .map(|_| {
             let worker = batch::BatchHandler {
-                config: config.clone(),
+                handler: handler.clone(),
+                realm,
                 pool: pool.clone(),
                 batch_size: usize::from(settings.batch_size.max(1)),
             };
@@ -143,8 +197,10 @@ async fn consume(
     let dispatched = dispatch(&channel, settings, tx, stop, &failed).await;
     let mut outcome = dispatched;
     for h in handlers {
-        if let Ok(Err(e)) = h.await {
-            outcome = outcome.and(Err(e));
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => outcome = outcome.and(Err(e)),
+            Err(e) => outcome = outcome.and(Err(anyhow!("a handler task failed: {e}"))),
         }
     }
     if outcome.is_err() || failed.is_cancelled() {

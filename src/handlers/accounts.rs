@@ -1,16 +1,13 @@
 //! Messages from accounting authorities about collector accounts: `RejectedConfig`,
-//! `AccountUpdate` and `AccountPurge` (worker.md §3.1.1–§3.1.3, §7.9).
+//! `AccountUpdate` and `AccountPurge` (docs/messages.md#handlers).
 
 use chrono::{DateTime, Utc};
-use diesel::{
-    BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
-    QueryResult, Queryable,
-};
-use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 
 use super::HandlerError;
 use crate::config::Config;
-use crate::db::worker::schema::{interest_rate_change, needed_worker_account, worker_account};
+use crate::db::worker::accounts as db;
 use crate::messages::{
     AccountPurge, AccountUpdate, ActivateCollector, ConfigureAccount, DiscoverDebtor,
     RejectedConfig,
@@ -36,40 +33,13 @@ pub fn rejected_config(m: &RejectedConfig) {
     );
 }
 
-/// Whether this worker asked for the account (the row is share-locked).
-async fn is_needed(
-    conn: &mut AsyncPgConnection,
-    creditor_id: i64,
-    debtor_id: i64,
-) -> QueryResult<bool> {
-    let found: Option<i64> = needed_worker_account::table
-        .find((creditor_id, debtor_id))
-        .select(needed_worker_account::creditor_id)
-        .for_share()
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(found.is_some())
-}
-
 /// `a > b` for 32-bit sequence numbers that wrap around.
 pub fn seqnum_after(a: i32, b: i32) -> bool {
     let d = a.wrapping_sub(b) as u32;
     d != 0 && d < 0x8000_0000
 }
 
-/// The stored state of a collector account, as far as `AccountUpdate` compares it.
-#[derive(Queryable)]
-struct StoredAccount {
-    creation_date: chrono::NaiveDate,
-    last_change_ts: DateTime<Utc>,
-    last_change_seqnum: i32,
-    account_id: String,
-    debtor_info_iri: Option<String>,
-    last_heartbeat_ts: DateTime<Utc>,
-}
-
-/// `AccountUpdate` (worker.md §3.1.2).
+/// `AccountUpdate` (docs/messages.md#account-updates).
 pub async fn account_update(
     conn: &mut AsyncPgConnection,
     config: &Config,
@@ -77,7 +47,7 @@ pub async fn account_update(
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
     let (creditor_id, debtor_id) = (m.creditor_id, m.debtor_id);
-    let needed = is_needed(conn, creditor_id, debtor_id).await?;
+    let needed = db::is_needed(conn, creditor_id, debtor_id).await?;
     if needed {
         // Interest rates are recorded even from old or expired messages: none may be missed.
         record_interest_rate(conn, config, m, now).await?;
@@ -89,33 +59,17 @@ pub async fn account_update(
         discard_unneeded_account(conn, m, now).await?;
     }
     let iri = Some(m.debtor_info_iri.clone()).filter(|s| !s.is_empty());
-    let stored: Option<StoredAccount> = worker_account::table
-        .find((creditor_id, debtor_id))
-        .select((
-            worker_account::creation_date,
-            worker_account::last_change_ts,
-            worker_account::last_change_seqnum,
-            worker_account::account_id,
-            worker_account::debtor_info_iri,
-            worker_account::last_heartbeat_ts,
-        ))
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?;
+    let stored = db::lock_account(conn, creditor_id, debtor_id).await?;
     let heartbeat = m.ts.min(now);
     let (must_activate, has_new_iri) = match stored {
         None if !needed => return Ok(()), // never create rows for accounts we did not ask for
         None => {
-            insert_account(conn, m, &iri, heartbeat).await?;
+            db::insert_account(conn, m, iri.as_deref(), heartbeat).await?;
             (!m.account_id.is_empty(), true)
         }
         Some(s) => {
             if m.ts > s.last_heartbeat_ts {
-                diesel::update(worker_account::table.find((creditor_id, debtor_id)))
-                    .set(worker_account::last_heartbeat_ts.eq(heartbeat))
-                    .execute(conn)
-                    .await?;
+                db::set_heartbeat(conn, creditor_id, debtor_id, heartbeat).await?;
             }
             let is_newer = (m.creation_date, m.last_change_ts)
                 > (s.creation_date, s.last_change_ts)
@@ -129,7 +83,7 @@ pub async fn account_update(
             } else {
                 &s.account_id
             };
-            update_account(conn, m, &iri, account_id).await?;
+            db::update_account(conn, m, iri.as_deref(), account_id).await?;
             (
                 !m.account_id.is_empty() && s.account_id.is_empty(),
                 iri != s.debtor_info_iri,
@@ -193,131 +147,31 @@ async fn discard_unneeded_account(
     outbox::emit(conn, signal).await
 }
 
-/// The `worker_account` columns an `AccountUpdate` sets, both on insert and on update.
-#[derive(diesel::Insertable, diesel::AsChangeset)]
-#[diesel(table_name = worker_account, treat_none_as_null = true)]
-struct AccountState<'a> {
-    account_id: &'a str,
-    creation_date: chrono::NaiveDate,
-    last_change_ts: DateTime<Utc>,
-    last_change_seqnum: i32,
-    principal: i64,
-    interest: f64,
-    interest_rate: f32,
-    last_interest_rate_change_ts: DateTime<Utc>,
-    config_flags: i32,
-    debtor_info_iri: Option<&'a str>,
-    last_transfer_number: i64,
-    last_transfer_committed_at: DateTime<Utc>,
-    demurrage_rate: f64,
-    commit_period: i32,
-    transfer_note_max_bytes: i32,
-}
-
-impl<'a> AccountState<'a> {
-    fn of(m: &'a AccountUpdate, iri: &'a Option<String>, account_id: &'a str) -> Self {
-        Self {
-            account_id,
-            creation_date: m.creation_date,
-            last_change_ts: m.last_change_ts,
-            last_change_seqnum: m.last_change_seqnum,
-            principal: m.principal,
-            interest: m.interest,
-            interest_rate: m.interest_rate as f32,
-            last_interest_rate_change_ts: m.last_interest_rate_change_ts,
-            config_flags: m.config_flags,
-            debtor_info_iri: iri.as_deref(),
-            last_transfer_number: m.last_transfer_number,
-            last_transfer_committed_at: m.last_transfer_committed_at,
-            demurrage_rate: m.demurrage_rate,
-            commit_period: m.commit_period,
-            transfer_note_max_bytes: m.transfer_note_max_bytes,
-        }
-    }
-}
-
-async fn insert_account(
-    conn: &mut AsyncPgConnection,
-    m: &AccountUpdate,
-    iri: &Option<String>,
-    heartbeat: DateTime<Utc>,
-) -> QueryResult<()> {
-    use worker_account::dsl as w;
-    diesel::insert_into(worker_account::table)
-        .values((
-            w::creditor_id.eq(m.creditor_id),
-            w::debtor_id.eq(m.debtor_id),
-            AccountState::of(m, iri, &m.account_id),
-            w::last_heartbeat_ts.eq(heartbeat),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Overwrites the account's state with the message's, except `account_id` (given).
-async fn update_account(
-    conn: &mut AsyncPgConnection,
-    m: &AccountUpdate,
-    iri: &Option<String>,
-    account_id: &str,
-) -> QueryResult<()> {
-    diesel::update(worker_account::table.find((m.creditor_id, m.debtor_id)))
-        .set(AccountState::of(m, iri, account_id))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Records the interest rate of the message unless that change is known, then compacts the
-/// account's history (worker.md §7.9).
+/// account's history (docs/messages.md#interest-rate-history).
 async fn record_interest_rate(
     conn: &mut AsyncPgConnection,
     config: &Config,
     m: &AccountUpdate,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    use interest_rate_change::dsl as r;
-    let inserted = diesel::insert_into(interest_rate_change::table)
-        .values((
-            r::creditor_id.eq(m.creditor_id),
-            r::debtor_id.eq(m.debtor_id),
-            r::change_ts.eq(m.last_interest_rate_change_ts),
-            r::interest_rate.eq(m.interest_rate as f32),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    if inserted == 0 {
+    let (creditor_id, debtor_id) = (m.creditor_id, m.debtor_id);
+    let rate = m.interest_rate as f32;
+    let change_ts = m.last_interest_rate_change_ts;
+    if !db::insert_interest_rate_change(conn, creditor_id, debtor_id, change_ts, rate).await? {
         return Ok(());
     }
     let period = config.worker.interest_rate_history_period;
-    let cutoff = now - chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX);
-    let max_changes = (period.as_secs() / 86_400 / 3 + 30) as usize;
-    let changes: Vec<(DateTime<Utc>, f32)> = interest_rate_change::table
-        .filter(
-            r::creditor_id
-                .eq(m.creditor_id)
-                .and(r::debtor_id.eq(m.debtor_id)),
-        )
-        .order(r::change_ts.desc())
-        .select((r::change_ts, r::interest_rate))
-        .for_update()
-        .load(conn)
-        .await?;
+    // Settings are bounded at start-up; should the subtraction still leave chrono's range,
+    // every change counts as recent (nothing is deleted for want of a cutoff).
+    let cutoff = chrono::Duration::from_std(period)
+        .ok()
+        .and_then(|p| now.checked_sub_signed(p))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let max_changes = usize::try_from(period.as_secs() / 86_400 / 3 + 30).unwrap_or(usize::MAX);
+    let changes = db::lock_interest_rate_changes(conn, creditor_id, debtor_id).await?;
     let obsolete = obsolete_interest_rate_changes(&changes, cutoff, max_changes);
-    if !obsolete.is_empty() {
-        diesel::delete(
-            interest_rate_change::table.filter(
-                r::creditor_id
-                    .eq(m.creditor_id)
-                    .and(r::debtor_id.eq(m.debtor_id))
-                    .and(r::change_ts.eq_any(obsolete)),
-            ),
-        )
-        .execute(conn)
-        .await?;
-    }
+    db::delete_interest_rate_changes(conn, creditor_id, debtor_id, obsolete).await?;
     Ok(())
 }
 
@@ -344,20 +198,15 @@ pub fn obsolete_interest_rate_changes(
     obsolete
 }
 
-/// `AccountPurge` (worker.md §3.1.3): deletes the account's record unless it describes a
-/// newer incarnation of the account.
+/// `AccountPurge` (docs/messages.md#account-purges): deletes the account's record unless it
+/// describes a newer incarnation of the account.
 pub async fn account_purge(
     conn: &mut AsyncPgConnection,
     m: &AccountPurge,
 ) -> Result<(), HandlerError> {
-    let needed = is_needed(conn, m.creditor_id, m.debtor_id).await?;
-    let deleted = diesel::delete(
-        worker_account::table
-            .find((m.creditor_id, m.debtor_id))
-            .filter(worker_account::creation_date.le(m.creation_date)),
-    )
-    .execute(conn)
-    .await?;
+    let needed = db::is_needed(conn, m.creditor_id, m.debtor_id).await?;
+    let deleted =
+        db::delete_account_created_until(conn, m.creditor_id, m.debtor_id, m.creation_date).await?;
     if needed && deleted > 0 {
         tracing::warn!(
             creditor.id = m.creditor_id,

@@ -1,65 +1,124 @@
-//! What each incoming message does to the worker database (worker.md §3).
+//! What each incoming message does to the worker database (see
+//! `docs/messages.md#incoming-messages`).
 //!
-//! A handler runs inside a transaction that the consumer opens (possibly together with other
-//! messages); it writes its outgoing messages to the outbox in that same transaction. Every
-//! handler is idempotent and tolerates reordering as the reference's does.
+//! [`handler`] decides, in one exhaustive `match`, which handler a message has — or that its
+//! type has none yet, in which case the consumer dead-letters it. A handler runs inside a
+//! transaction that the consumer opens (possibly together with other messages); it writes its
+//! outgoing messages to the outbox in that same transaction. Every handler is idempotent and
+//! tolerates reordering.
 
 mod accounts;
-mod policies;
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
 use crate::config::Config;
-use crate::messages::IncomingMessage;
+use crate::db::retry::{self, Retryable};
+use crate::db::worker::policies;
+use crate::messages::{
+    AccountPurge, AccountUpdate, IncomingMessage, RejectedConfig, UpdatedFlags, UpdatedLedger,
+    UpdatedPolicy,
+};
+
+pub use accounts::{obsolete_interest_rate_changes, seqnum_after};
 
 /// Why a handler failed. The message is then not acknowledged, so the broker delivers it
-/// again.
+/// again — unless the failure is permanent (see [`HandlerError::is_permanent`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandlerError {
     /// A database error (retryable ones are retried by the caller).
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
-    /// A broken expectation that no retry can fix (the reference's fatal errors, §12.4).
+    /// No database connection could be had.
+    #[error(transparent)]
+    Unavailable(#[from] crate::db::Unavailable),
+    /// A broken expectation that no retry can fix (the reference's fatal errors).
     #[error("{0}")]
     Fatal(String),
 }
 
-/// Whether a message type has a handler yet; other types are rejected to the dead-letter
-/// queue with the log line `no handler yet for <type>`.
-pub fn has_handler(message: &IncomingMessage) -> bool {
-    matches!(
-        message,
-        IncomingMessage::RejectedConfig(_)
-            | IncomingMessage::AccountUpdate(_)
-            | IncomingMessage::AccountPurge(_)
-            | IncomingMessage::UpdatedLedger(_)
-            | IncomingMessage::UpdatedPolicy(_)
-            | IncomingMessage::UpdatedFlags(_)
-    )
+impl Retryable for HandlerError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Db(e) if retry::is_retryable(e))
+    }
 }
 
-/// Applies `message` within the caller's transaction; `now` is the handler's clock.
-pub async fn handle(
-    conn: &mut AsyncPgConnection,
-    config: &Config,
-    message: &IncomingMessage,
-    now: DateTime<Utc>,
-) -> Result<(), HandlerError> {
+impl HandlerError {
+    /// Whether the database refused the message's data for good, so that handling it again
+    /// cannot succeed (a poison message).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Db(e) if retry::is_permanent(e))
+    }
+}
+
+/// The handler of a message: one variant per message type that has one.
+#[derive(Debug, Clone, Copy)]
+pub enum Handler<'a> {
+    /// `RejectedConfig`: logged.
+    RejectedConfig(&'a RejectedConfig),
+    /// `AccountUpdate`: a collector account's state.
+    AccountUpdate(&'a AccountUpdate),
+    /// `AccountPurge`: a collector account was deleted.
+    AccountPurge(&'a AccountPurge),
+    /// `UpdatedLedger`: a creditor's ledger (trading policy).
+    UpdatedLedger(&'a UpdatedLedger),
+    /// `UpdatedPolicy`: a creditor's trading policy.
+    UpdatedPolicy(&'a UpdatedPolicy),
+    /// `UpdatedFlags`: a creditor's trading flags.
+    UpdatedFlags(&'a UpdatedFlags),
+}
+
+/// The handler of `message`, or `None` when its type has no handler yet (such messages are
+/// dead-lettered with the log line `no handler yet for <type>`).
+pub fn handler(message: &IncomingMessage) -> Option<Handler<'_>> {
+    use IncomingMessage as M;
     match message {
-        IncomingMessage::RejectedConfig(m) => {
-            accounts::rejected_config(m);
-            Ok(())
+        M::RejectedConfig(m) => Some(Handler::RejectedConfig(m)),
+        M::AccountUpdate(m) => Some(Handler::AccountUpdate(m)),
+        M::AccountPurge(m) => Some(Handler::AccountPurge(m)),
+        M::UpdatedLedger(m) => Some(Handler::UpdatedLedger(m)),
+        M::UpdatedPolicy(m) => Some(Handler::UpdatedPolicy(m)),
+        M::UpdatedFlags(m) => Some(Handler::UpdatedFlags(m)),
+        // Turns and transfers: handlers come with the trading-turn and transfer work.
+        M::AccountTransfer(_)
+        | M::RejectedTransfer(_)
+        | M::PreparedTransfer(_)
+        | M::FinalizedTransfer(_)
+        | M::FetchDebtorInfo(_)
+        | M::StoreDocument(_)
+        | M::DiscoverDebtor(_)
+        | M::ConfirmDebtor(_)
+        | M::ActivateCollector(_)
+        | M::CandidateOffer(_)
+        | M::NeededCollector(_)
+        | M::ReviseAccountLock(_)
+        | M::TriggerTransfer(_)
+        | M::AccountIdRequest(_)
+        | M::AccountIdResponse(_)
+        | M::StartSending(_)
+        | M::StartDispatching(_) => None,
+    }
+}
+
+impl Handler<'_> {
+    /// Applies the message within the caller's transaction; `now` is the handler's clock.
+    pub async fn run(
+        self,
+        conn: &mut AsyncPgConnection,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        match self {
+            Self::RejectedConfig(m) => {
+                accounts::rejected_config(m);
+                Ok(())
+            }
+            Self::AccountUpdate(m) => accounts::account_update(conn, config, m, now).await,
+            Self::AccountPurge(m) => accounts::account_purge(conn, m).await,
+            Self::UpdatedLedger(m) => Ok(policies::updated_ledger(conn, m).await?),
+            Self::UpdatedPolicy(m) => Ok(policies::updated_policy(conn, m).await?),
+            Self::UpdatedFlags(m) => Ok(policies::updated_flags(conn, m).await?),
         }
-        IncomingMessage::AccountUpdate(m) => accounts::account_update(conn, config, m, now).await,
-        IncomingMessage::AccountPurge(m) => accounts::account_purge(conn, m).await,
-        IncomingMessage::UpdatedLedger(m) => Ok(policies::updated_ledger(conn, m).await?),
-        IncomingMessage::UpdatedPolicy(m) => Ok(policies::updated_policy(conn, m).await?),
-        IncomingMessage::UpdatedFlags(m) => Ok(policies::updated_flags(conn, m).await?),
-        other => Err(HandlerError::Fatal(format!(
-            "no handler yet for {}",
-            other.message_type()
-        ))),
     }
 }

@@ -1,4 +1,4 @@
-//! Publishing outbox rows (worker.md §4.6, operations.md §3.5).
+//! Publishing outbox rows (see `docs/messages.md#outgoing-messages`).
 //!
 //! A batch is one transaction: lock up to *burst count* rows with `FOR UPDATE SKIP LOCKED`,
 //! publish their messages with publisher confirms, delete the rows, commit. A publishing
@@ -6,23 +6,24 @@
 //! at-least-once, in no particular order, and several flushers may share one database.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
 
 use diesel::result::Error as DieselError;
-use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
-use super::{SignalKind, delete_locked, lock_batch};
+use super::SignalKind;
 use crate::broker::publisher::{PublishError, Publisher};
 use crate::config::Config;
-use crate::db::{DbPool, retry};
+use crate::db::retry::{self, RetryPolicy, Retryable};
+use crate::db::worker::outbox::{delete_locked, lock_batch};
+use crate::db::{Unavailable, WorkerPool};
+use crate::jobs::Job;
 use crate::messages::{ShardGuard, ShardingRealm};
 
 /// Rows per batch when a kind has no configured burst count (the reference's default).
 pub const DEFAULT_BURST_COUNT: u32 = 10_000;
-
-/// How many times a batch aborted by a serialization failure or a deadlock is run again.
-pub const MAX_RETRIES: u32 = 11;
 
 /// Why a flush failed. The batch in hand was rolled back; its rows are still in the outbox.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,8 @@ pub enum FlushError {
     #[error("database error: {0}")]
     Db(#[from] DieselError),
     /// No database connection could be had.
-    #[error("cannot get a database connection: {0}")]
-    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The broker did not confirm the whole batch.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -56,6 +57,12 @@ pub enum FlushError {
     },
 }
 
+impl Retryable for FlushError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Db(e) if retry::is_concurrency_failure(e))
+    }
+}
+
 /// What a flusher needs besides the database and the broker.
 #[derive(Debug, Clone)]
 pub struct FlushSettings {
@@ -73,7 +80,10 @@ impl FlushSettings {
         Self {
             realm: config.sharding_realm,
             delete_parent_shard_records: config.worker.delete_parent_shard_records,
-            burst_counts: config.processes.flush_burst_counts.clone(),
+            burst_counts: SignalKind::ALL
+                .iter()
+                .map(|&kind| (kind.class_name(), config.processes.burst_count(kind)))
+                .collect(),
         }
     }
 
@@ -89,27 +99,47 @@ impl FlushSettings {
 
 /// One flusher: a database pool, its own broker connection, and the settings.
 pub struct Flusher {
-    pool: DbPool,
-    publisher: Publisher,
+    pool: WorkerPool,
+    /// Locked by one batch at a time (a flusher runs one batch at a time anyway).
+    publisher: Mutex<Publisher>,
     settings: FlushSettings,
 }
 
 impl Flusher {
     /// A flusher publishing to the broker at `broker_url`; nothing is opened yet.
-    pub fn new(pool: DbPool, broker_url: &str, settings: FlushSettings) -> Self {
+    pub fn new(pool: WorkerPool, broker_url: &str, settings: FlushSettings) -> Self {
         Self {
             pool,
-            publisher: Publisher::new(broker_url),
+            publisher: Mutex::new(Publisher::new(broker_url)),
             settings,
         }
     }
 
     /// One pass: flushes every row of each kind in `kinds`, in that order, and returns how
-    /// many rows were processed (published, or skipped by the shard guard).
+    /// many rows were processed (published, or skipped by the shard guard). A kind that fails
+    /// is logged and does not stop the others.
+    ///
+    /// # Errors
+    ///
+    /// The first kind's failure, once every kind has had its turn.
     pub async fn flush(&mut self, kinds: &[SignalKind]) -> Result<usize, FlushError> {
         let mut count = 0;
+        let mut first_error = None;
         for &kind in kinds {
-            count += self.flush_kind(kind).await?;
+            match self.flush_kind(kind).await {
+                Ok(n) => count += n,
+                Err(e) => {
+                    tracing::error!(
+                        signal.kind = %kind,
+                        error = %e,
+                        "Caught error while sending pending signals."
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if count > 0 {
             tracing::info!(
@@ -140,62 +170,57 @@ impl Flusher {
     }
 
     async fn flush_batch_with_retries(
-        &mut self,
+        &self,
         kind: SignalKind,
         burst: usize,
     ) -> Result<usize, FlushError> {
-        let mut failures = 0;
-        loop {
-            match self.flush_batch(kind, burst).await {
-                Err(FlushError::Db(e))
-                    if retry::is_concurrency_failure(&e) && failures < MAX_RETRIES =>
-                {
-                    failures += 1;
-                    tracing::debug!(signal.kind = %kind, "Retrying a flush after: {e}");
-                    tokio::time::sleep(retry::retry_pause(failures, MAX_RETRY_PAUSE)).await;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    /// One transaction: lock, publish, delete, commit. Returns the number of locked rows.
-    async fn flush_batch(&mut self, kind: SignalKind, burst: usize) -> Result<usize, FlushError> {
-        let mut pooled = self.pool.get().await?;
-        let conn: &mut AsyncPgConnection = &mut pooled;
-        let publisher = &mut self.publisher;
-        let settings = &self.settings;
-        let limit = i64::try_from(burst).unwrap_or(i64::MAX);
-        conn.transaction::<_, FlushError, _>(async |conn| {
-            let rows = lock_batch(conn, kind, limit).await?;
-            let mut envelopes = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let guard = row
-                    .message
-                    .shard_guard(&settings.realm, settings.delete_parent_shard_records);
-                match guard {
-                    ShardGuard::Publish => envelopes.push(row.message.envelope()),
-                    ShardGuard::Skip => {}
-                    ShardGuard::NotResponsible => {
-                        let creditor_id = smp_creditor_id(&row.message);
-                        return Err(FlushError::NotResponsible { creditor_id });
-                    }
-                }
-            }
-            publisher.publish_batch(&envelopes).await?;
-            let deleted = delete_locked(conn, kind, &rows).await?;
-            if deleted != rows.len() {
-                let locked = rows.len();
-                return Err(FlushError::DeleteMismatch {
-                    kind,
-                    locked,
-                    deleted,
-                });
-            }
-            Ok(rows.len())
+        retry::with_retries(RetryPolicy::FLUSH, || {
+            flush_batch(&self.pool, &self.publisher, &self.settings, kind, burst)
         })
         .await
     }
+}
+
+/// One transaction: lock, publish, delete, commit. Returns the number of locked rows.
+async fn flush_batch(
+    pool: &WorkerPool,
+    publisher: &Mutex<Publisher>,
+    settings: &FlushSettings,
+    kind: SignalKind,
+    burst: usize,
+) -> Result<usize, FlushError> {
+    let mut pooled = pool.get().await?;
+    let conn: &mut AsyncPgConnection = &mut pooled;
+    let limit = i64::try_from(burst).unwrap_or(i64::MAX);
+    conn.transaction::<_, FlushError, _>(async |conn| {
+        let rows = lock_batch(conn, kind, limit).await?;
+        let mut envelopes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let guard = row
+                .message
+                .shard_guard(&settings.realm, settings.delete_parent_shard_records);
+            match guard {
+                ShardGuard::Publish => envelopes.push(row.message.envelope()),
+                ShardGuard::Skip => {}
+                ShardGuard::NotResponsible => {
+                    let creditor_id = smp_creditor_id(&row.message);
+                    return Err(FlushError::NotResponsible { creditor_id });
+                }
+            }
+        }
+        publisher.lock().await.publish_batch(&envelopes).await?;
+        let deleted = delete_locked(conn, kind, &rows).await?;
+        if deleted != rows.len() {
+            let locked = rows.len();
+            return Err(FlushError::DeleteMismatch {
+                kind,
+                locked,
+                deleted,
+            });
+        }
+        Ok(rows.len())
+    })
+    .await
 }
 
 fn smp_creditor_id(message: &crate::messages::OutgoingMessage) -> i64 {
@@ -208,8 +233,80 @@ fn smp_creditor_id(message: &crate::messages::OutgoingMessage) -> i64 {
     }
 }
 
-/// The longest pause between two retries of a flush (the reference's `max_wait = 1.0`).
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// How the flushers of a command run.
+#[derive(Debug, Clone)]
+pub struct FlushOptions {
+    /// How many flushers run at the same time (`FLUSH_PROCESSES`).
+    pub processes: u32,
+    /// The time from the start of one pass to the start of the next (`FLUSH_PERIOD`).
+    pub period: std::time::Duration,
+    /// Run one pass, then stop (`--quit-early`); a failed pass then makes the command fail.
+    pub quit_early: bool,
+}
+
+/// Spawns `options.processes` flushers of `kinds` on `runner`, each with its own broker
+/// connection.
+pub fn spawn_flushers(
+    runner: &crate::jobs::Runner,
+    kinds: &[SignalKind],
+    options: &FlushOptions,
+    pool: &WorkerPool,
+    config: &Config,
+) {
+    let names: Vec<&str> = kinds.iter().map(|k| k.class_name()).collect();
+    tracing::info!("Started flushing {}.", names.join(", "));
+    let kinds: Arc<[SignalKind]> = kinds.into();
+    let settings = FlushSettings::from_config(config);
+    for number in 0..options.processes {
+        let job = FlushJob {
+            flusher: Flusher::new(pool.clone(), &config.broker.url, settings.clone()),
+            kinds: kinds.clone(),
+            number,
+        };
+        let schedule = crate::jobs::Schedule::every(options.period, options.quit_early);
+        runner.spawn_job(job, schedule);
+    }
+}
+
+/// Runs `options.processes` flushers of `kinds` until `stop` is cancelled (a flusher in a
+/// pass finishes it first, within `APP_SHUTDOWN_TIMEOUT`), or one pass each with
+/// `quit_early`.
+///
+/// # Errors
+///
+/// With `quit_early`, a failed pass; otherwise only a drain that timed out.
+pub async fn run_flushers(
+    kinds: &[SignalKind],
+    options: &FlushOptions,
+    pool: WorkerPool,
+    config: &Config,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let runner = crate::jobs::Runner::new(&stop, config.processes.shutdown_timeout);
+    spawn_flushers(&runner, kinds, options, &pool, config);
+    runner.wait().await
+}
+
+/// A flusher as a periodic job: each pass flushes `kinds`.
+pub struct FlushJob {
+    /// The flusher.
+    pub flusher: Flusher,
+    /// The kinds each pass flushes, in this order.
+    pub kinds: Arc<[SignalKind]>,
+    /// The flusher's number, for log lines.
+    pub number: u32,
+}
+
+impl Job for FlushJob {
+    fn name(&self) -> String {
+        format!("Flusher {}", self.number)
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<()> {
+        self.flusher.flush(&self.kinds).await?;
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -217,9 +314,13 @@ mod tests {
 
     #[test]
     fn retry_pauses_follow_the_reference() {
-        assert_eq!(retry::retry_pause(1, MAX_RETRY_PAUSE), Duration::ZERO);
-        for n in 2..=MAX_RETRIES {
-            let pause = retry::retry_pause(n, MAX_RETRY_PAUSE).as_secs_f64();
+        let policy = RetryPolicy::FLUSH;
+        assert_eq!(
+            retry::retry_pause(1, policy.max_pause),
+            std::time::Duration::ZERO
+        );
+        for n in 2..=policy.max_retries {
+            let pause = retry::retry_pause(n, policy.max_pause).as_secs_f64();
             let base = (0.1 * 2f64.powi(n as i32 - 2)).min(1.0);
             assert!(pause >= base * 0.5 && pause < base, "{n}: {pause}");
         }

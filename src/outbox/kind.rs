@@ -4,7 +4,8 @@ use crate::messages::OutgoingMessage;
 
 macro_rules! signal_kinds {
     ($($name:ident => $table:ident),* $(,)?) => {
-        /// One of the 16 signal types, each stored in its own outbox table (worker.md §5.1).
+        /// One of the 16 signal types, each stored in its own outbox table
+        /// (docs/messages.md#the-outbox).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum SignalKind {
             $(
@@ -14,7 +15,7 @@ macro_rules! signal_kinds {
         }
 
         impl SignalKind {
-            /// Every kind, in the reference's fixed flushing order (worker.md §4.6).
+            /// Every kind, in the reference's fixed flushing order (docs/messages.md#flushing).
             pub const ALL: [SignalKind; 16] = [$(SignalKind::$name),*];
 
             /// The message type name (`ConfigureAccount`, …).
@@ -73,6 +74,29 @@ impl SignalKind {
     pub fn from_class_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.class_name() == name)
     }
+
+    /// The setting of how many rows one flush batch of this kind takes (the reference's
+    /// names, see `.env.example`); read into `Config::processes.flush_burst_counts`.
+    pub fn burst_count_var(self) -> &'static str {
+        match self {
+            Self::ConfigureAccount => "APP_FLUSH_CONFIGURE_ACCOUNTS_BURST_COUNT",
+            Self::PrepareTransfer => "APP_FLUSH_PREPARE_TRANSFERS_BURST_COUNT",
+            Self::FinalizeTransfer => "APP_FLUSH_FINALIZE_TRANSFERS_BURST_COUNT",
+            Self::FetchDebtorInfo => "APP_FLUSH_FETCH_DEBTOR_INFO_BURST_COUNT",
+            Self::StoreDocument => "APP_FLUSH_STORE_DOCUMENT_BURST_COUNT",
+            Self::DiscoverDebtor => "APP_FLUSH_DISCOVER_DEBTOR_BURST_COUNT",
+            Self::ConfirmDebtor => "APP_FLUSH_CONFIRM_DEBTOR_BURST_COUNT",
+            Self::ActivateCollector => "APP_FLUSH_ACTIVATE_COLLECTOR_BURST_COUNT",
+            Self::CandidateOffer => "APP_FLUSH_CANDIDATE_OFFER_BURST_COUNT",
+            Self::NeededCollector => "APP_FLUSH_NEEDED_COLLECTOR_BURST_COUNT",
+            Self::ReviseAccountLock => "APP_FLUSH_REVISE_ACCOUNT_LOCK_BURST_COUNT",
+            Self::TriggerTransfer => "APP_FLUSH_TRIGGER_TRANSFER_BURST_COUNT",
+            Self::AccountIdRequest => "APP_ACCOUNT_ID_REQUEST_BURST_COUNT",
+            Self::AccountIdResponse => "APP_ACCOUNT_ID_RESPONSE_BURST_COUNT",
+            Self::StartSending => "APP_START_SENDING_BURST_COUNT",
+            Self::StartDispatching => "APP_START_DISPATCHING_BURST_COUNT",
+        }
+    }
 }
 
 impl std::fmt::Display for SignalKind {
@@ -84,16 +108,24 @@ impl std::fmt::Display for SignalKind {
 #[cfg(test)]
 mod tests {
     use super::SignalKind;
-    use crate::config::SIGNAL_BURST_COUNT_VARS;
     use crate::messages::OutgoingMessage;
 
     #[test]
     fn order_and_names_match_the_messages_and_the_burst_counts() {
         let types: Vec<_> = SignalKind::ALL.iter().map(|k| k.message_type()).collect();
         assert_eq!(types, OutgoingMessage::TYPES);
-        let classes: Vec<_> = SignalKind::ALL.iter().map(|k| k.class_name()).collect();
-        let burst: Vec<_> = SIGNAL_BURST_COUNT_VARS.iter().map(|(c, _)| *c).collect();
-        assert_eq!(classes, burst);
+        for (i, kind) in SignalKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "ALL is in declaration order");
+            let var = kind.burst_count_var();
+            assert!(
+                var.starts_with("APP_") && var.ends_with("_BURST_COUNT"),
+                "{var}"
+            );
+        }
+        let mut vars: Vec<_> = SignalKind::ALL.map(SignalKind::burst_count_var).to_vec();
+        vars.sort_unstable();
+        vars.dedup();
+        assert_eq!(vars.len(), SignalKind::ALL.len());
         assert_eq!(
             SignalKind::from_class_name("StartSendingSignal"),
             Some(SignalKind::StartSending)

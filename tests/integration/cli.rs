@@ -1,6 +1,13 @@
 //! The binary's command line: the documented commands, and settings refused at start-up.
 
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use swpt_trade::db::{Database, migrate};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::util::{TestDb, wait_for};
 
 /// Runs the binary with exactly `vars` in its environment.
 pub fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -140,11 +147,6 @@ fn log_lines_carry_the_command_in_both_formats() {
         "postgresql://postgres@127.0.0.1:1/none",
     )];
     let out = run_binary(
-        &["await_migrations", "--help"],
-        &[("APP_LOG_FORMAT", "json"), ("APP_LOG_LEVEL", "info")],
-    );
-    assert!(out.status.success());
-    let out = run_binary(
         &[
             "solve_offline",
             "--input",
@@ -184,4 +186,114 @@ fn log_lines_carry_the_command_in_both_formats() {
             .unwrap()
             .starts_with("solve_offline: ")
     );
+}
+
+/// Starts `await_migrations` on these databases, logging at level info; its stdout lines are
+/// collected in the returned list as they come.
+fn spawn_await_migrations(
+    solver: &TestDb,
+    worker: &TestDb,
+) -> (tokio::process::Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
+        .arg("await_migrations")
+        .env_clear()
+        .env("SOLVER_POSTGRES_URL", &solver.url)
+        .env("WORKER_POSTGRES_URL", &worker.url)
+        .env("APP_LOG_LEVEL", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start swpt-trade");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+/// How many lines of `lines` contain `text`.
+fn times_logged(lines: &Mutex<Vec<String>>, text: &str) -> usize {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+fn logged(lines: &Mutex<Vec<String>>, text: &str) -> bool {
+    times_logged(lines, text) > 0
+}
+
+#[tokio::test]
+async fn await_migrations_waits_until_both_databases_are_migrated() {
+    let solver = TestDb::migrated(Database::Solver).await;
+    let worker = TestDb::migrated(Database::Worker).await;
+
+    // Both migrated: done at the first check, well within the 10 s polling interval.
+    let started = Instant::now();
+    let (mut child, lines) = spawn_await_migrations(&solver, &worker);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        wait_for(5, async || logged(
+            &lines,
+            "All database migrations have been applied."
+        ))
+        .await
+    );
+
+    // One database without its migration: each process keeps waiting for its own.
+    let (empty_solver, empty_worker) = (TestDb::empty().await, TestDb::empty().await);
+    let (mut for_solver, solver_lines) = spawn_await_migrations(&empty_solver, &worker);
+    let (mut for_worker, worker_lines) = spawn_await_migrations(&solver, &empty_worker);
+    let pending = |db: &str| format!("Waiting for database migrations ({db}: pending ");
+    assert!(
+        wait_for(10, async || logged(&solver_lines, &pending("solver"))).await,
+        "{:?}",
+        solver_lines.lock().unwrap()
+    );
+    assert!(
+        wait_for(10, async || logged(&worker_lines, &pending("worker"))).await,
+        "{:?}",
+        worker_lines.lock().unwrap()
+    );
+    assert!(for_solver.try_wait().unwrap().is_none(), "still waiting");
+    assert!(for_worker.try_wait().unwrap().is_none(), "still waiting");
+
+    // Migrated meanwhile: the next check, at most 10 s later, ends the wait.
+    migrate::migrate(Database::Solver, &empty_solver.url)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), for_solver.wait())
+        .await
+        .expect("exits once the solver database is migrated")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(logged(
+        &solver_lines,
+        "All database migrations have been applied."
+    ));
+    // The other one checks again, and waits on.
+    assert!(
+        wait_for(15, async || times_logged(&worker_lines, &pending("worker"))
+            >= 2)
+        .await,
+        "{:?}",
+        worker_lines.lock().unwrap()
+    );
+    assert!(for_worker.try_wait().unwrap().is_none(), "still waiting");
+    assert!(!logged(
+        &worker_lines,
+        "All database migrations have been applied."
+    ));
+    for_worker.kill().await.unwrap();
 }

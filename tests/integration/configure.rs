@@ -163,6 +163,7 @@ async fn configure_retries_until_the_database_appears() {
     missing.set_path(&name);
     let admin = db.url.clone();
     let create_later = async move {
+        // The scenario itself: the database appears only after the first attempts failed.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut conn =
             <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&admin)
@@ -279,11 +280,13 @@ async fn await_migrations_returns_once_both_databases_are_migrated() {
         swpt_trade::cli::await_migrations::wait_until_migrated(&targets, Duration::from_millis(50))
             .await;
     });
+    // Something that must not happen (the waiter returning) for four polling intervals.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "nothing is migrated yet");
     migrate::migrate(Database::Worker, &worker.url)
         .await
         .unwrap();
+    // Again something that must not happen, for four polling intervals.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !waiter.is_finished(),

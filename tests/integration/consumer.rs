@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use serde_json::json;
@@ -59,7 +61,13 @@ impl Rig {
     }
 
     /// Starts consuming in this process; cancel the token to stop.
-    pub fn start(&self, batch_size: u16) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        &self,
+        batch_size: u16,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
         self.start_with(batch_size, false)
     }
 
@@ -68,7 +76,10 @@ impl Rig {
         &self,
         batch_size: u16,
         draining_mode: bool,
-    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
         let vars = self.vars();
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let config = test_config(&vars);
@@ -81,7 +92,7 @@ impl Rig {
             batch_size,
             draining_mode,
         };
-        let pool = db::build_pool(&self.db.url, 4, "test").unwrap();
+        let pool = db::WorkerPool::build(&self.db.url, db::PoolSettings::new(4), "test").unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(consumer::run(
             settings,
@@ -145,6 +156,15 @@ impl Rig {
             .consumer_count()
     }
 
+    /// Waits until `q` has no consumer: the consumers stopped taking messages, and once their
+    /// connections are closed, [`Rig::ready`] counts whatever they did not acknowledge.
+    pub async fn settled(&self) {
+        assert!(
+            wait_for(10, async || self.consumers("q").await == 0).await,
+            "the consumer is still subscribed"
+        );
+    }
+
     /// Ready messages in a queue.
     pub async fn ready(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {
@@ -160,17 +180,7 @@ impl Rig {
     }
 }
 
-/// Waits until `f` returns true, for at most `secs` seconds.
-pub async fn wait_for<F: AsyncFnMut() -> bool>(secs: u64, mut f: F) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
+pub use crate::util::wait_for;
 
 pub fn updated_policy(creditor_id: i64, update_id: i64) -> serde_json::Value {
     json!({
@@ -237,7 +247,8 @@ async fn handled_messages_change_the_database_and_are_acknowledged() {
     assert_eq!(count(conn, "activate_collector_signal").await, 1);
     assert_eq!(count(conn, "discover_debtor_signal").await, 1);
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
+    rig.settled().await;
     assert_eq!(rig.ready("q").await, 0, "everything was acknowledged");
     assert_eq!(rig.ready("q.XQ").await, 0);
 }
@@ -287,7 +298,7 @@ async fn malformed_messages_go_to_the_dead_letter_queue_and_change_nothing() {
     rig.publish(5, updated_policy(5, 1)).await;
     assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     assert_eq!(rig.ready("q.XQ").await, 9);
 }
 
@@ -313,10 +324,14 @@ async fn a_message_delivered_twice_gives_the_state_of_once() {
     .await;
     rig.publish(77, update).await;
     rig.publish(77, updated_policy(77, 5)).await;
+    // Both copies taken; stopping finishes them, and whatever was not acknowledged would
+    // return to the queue.
     assert!(wait_for(20, async || rig.ready("q").await == 0).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
+    rig.settled().await;
+    assert_eq!(rig.ready("q").await, 0, "the copies were acknowledged");
+    assert_eq!(rig.ready("q.XQ").await, 0, "the copies were not rejected");
     assert_eq!(
         crate::configure::table_digest(
             &rig.db,
@@ -325,6 +340,9 @@ async fn a_message_delivered_twice_gives_the_state_of_once() {
         .await,
         snapshot
     );
+    assert_eq!(count(conn, "worker_account").await, 1);
+    assert_eq!(count(conn, "trading_policy").await, 1);
+    assert_eq!(count(conn, "interest_rate_change").await, 1);
     assert_eq!(count(conn, "discover_debtor_signal").await, 1);
     assert_eq!(count(conn, "activate_collector_signal").await, 1);
 }
@@ -334,7 +352,7 @@ async fn a_message_of_another_shard_is_never_acknowledged() {
     let rig = Rig::new("0.#").await;
     let conn = &mut rig.db.connect().await;
     let (stop, task) = rig.start(100);
-    // Creditor 3 belongs to realm 0.#, creditor 2 does not (worker.md §0.3).
+    // Creditor 3 belongs to realm 0.#, creditor 2 does not (docs/messages.md#the-sharding-realm).
     rig.publish(3, updated_policy(3, 1)).await;
     assert!(wait_for(20, async || count(conn, "trading_policy").await == 1).await);
     let misrouted = serde_json::to_vec(&updated_policy(2, 1)).unwrap();
@@ -349,9 +367,14 @@ async fn a_message_of_another_shard_is_never_acknowledged() {
     // is still handled.
     rig.publish(3, updated_policy(3, 2)).await;
     assert!(wait_for(20, async || latest_policy_update_id(conn).await == 2).await);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer gives the misrouted message back (it restarts without acknowledging it).
+    assert!(
+        wait_for(20, async || rig.ready("q").await == 1).await,
+        "the misrouted message was not returned"
+    );
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
+    rig.settled().await;
     assert_eq!(count(conn, "trading_policy").await, 1);
     assert_eq!(rig.ready("q.XQ").await, 0, "not rejected");
     assert_eq!(rig.ready("q").await, 1, "returned to the queue");
@@ -369,6 +392,8 @@ async fn a_failing_handler_is_retried_until_it_succeeds() {
     let (stop, task) = rig.start(100);
     rig.publish(9, updated_policy(9, 1)).await;
     rig.publish(10, updated_ledger(10, 1)).await;
+    // Something that must not happen: for 1.5 s (a failure, the 1 s pause before
+    // reconnecting, and another failure), the failing messages are not dead-lettered.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rig.ready("q.XQ").await, 0, "a failure is not a rejection");
     diesel::sql_query("ALTER TABLE trading_policy_hidden RENAME TO trading_policy")
@@ -381,38 +406,112 @@ async fn a_failing_handler_is_retried_until_it_succeeds() {
     );
     assert!(wait_for(5, async || rig.ready("q").await == 0).await);
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
+    rig.settled().await;
+    assert_eq!(rig.ready("q").await, 0, "acknowledged once handled");
+    assert_eq!(rig.ready("q.XQ").await, 0);
+}
+
+/// Backends of the rig's database that wait for a lock.
+async fn waiting_for_a_lock(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    count(
+        conn,
+        "pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .await
+}
+
+/// The `creditor_id`s of the trading policies.
+async fn policy_creditors(conn: &mut diesel_async::AsyncPgConnection) -> Vec<i64> {
+    use diesel::QueryDsl as _;
+    use diesel_async::RunQueryDsl as _;
+    use swpt_trade::db::worker::schema::trading_policy;
+    trading_policy::table
+        .select(trading_policy::creditor_id)
+        .order(trading_policy::creditor_id)
+        .load(conn)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_messages_and_exits_0() {
+    use diesel_async::RunQueryDsl as _;
+    const MESSAGES: i64 = 300;
+    const PREFETCH: i64 = 40;
     let rig = Rig::new("#").await;
-    for creditor in 1..=300 {
+    for creditor in 1..=MESSAGES {
         rig.publish(creditor, updated_policy(creditor, 1)).await;
     }
+    // Hold the handlers' transactions in flight: the test locks the table they write.
+    let mut locker = rig.db.connect().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    diesel::sql_query("LOCK TABLE trading_policy IN EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
     let vars = rig.vars();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
         .arg("consume_messages")
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .env("APP_CONSUMER_BATCH_SIZE", "10")
+        .env("PROTOCOL_BROKER_PREFETCH_COUNT", PREFETCH.to_string())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let conn = &mut rig.db.connect().await;
-    assert!(wait_for(20, async || count(conn, "trading_policy").await > 0).await);
+    // The consumer has taken its prefetch, and a batch of it waits for the lock.
+    let expected_ready = (MESSAGES - PREFETCH) as u32;
+    assert!(
+        wait_for(20, async || rig.ready("q").await == expected_ready).await,
+        "the consumer did not take {PREFETCH} messages"
+    );
+    assert!(
+        wait_for(20, async || waiting_for_a_lock(conn).await > 0).await,
+        "no handler transaction is in flight"
+    );
     nix_kill(child.id().unwrap());
+    // SIGTERM stops the taking of messages, while the work in flight goes on.
+    rig.settled().await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with work in flight"
+    );
+    diesel::sql_query("COMMIT")
+        .execute(&mut locker)
+        .await
+        .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
-        .unwrap()
+        .expect("exits once the work in flight is done")
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let handled = count(conn, "trading_policy").await;
-    let left = i64::from(rig.ready("q").await);
+
+    // Every message taken before the stop was handled once and acknowledged; the others are
+    // still in the queue, never delivered.
+    let handled = policy_creditors(conn).await;
+    assert_eq!(handled.len() as i64, PREFETCH, "{handled:?}");
+    assert_eq!(rig.ready("q").await, expected_ready);
+    let mut all = handled.clone();
+    while let Some(message) = rig
+        .ch
+        .basic_get("q".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        assert!(!message.delivery.redelivered, "a taken message came back");
+        let body: serde_json::Value = serde_json::from_slice(&message.delivery.data).unwrap();
+        all.push(body["creditor_id"].as_i64().unwrap());
+    }
+    all.sort_unstable();
     assert_eq!(
-        handled + left,
-        300,
-        "every message is either handled or still queued"
+        all,
+        (1..=MESSAGES).collect::<Vec<_>>(),
+        "each message exactly once"
     );
     assert_eq!(rig.ready("q.XQ").await, 0);
 }
@@ -440,7 +539,7 @@ async fn the_consumer_reconnects_when_the_broker_drops_its_connection() {
         "consumed after reconnecting"
     );
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }
 
 /// Closes the connections of the virtual host that consume (not the test's own publisher),
@@ -469,31 +568,23 @@ async fn close_consumer_connections(rig: &Rig) -> usize {
 #[tokio::test]
 async fn draining_mode_leaves_the_queue_without_consumers_for_a_while() {
     let rig = Rig::new("#").await;
-    // Start when the Unix time is 5 mod 15: the consumer goes idle about 3 s later, and its
-    // consumer-free window (Unix time mod 15 s, worker.md §2.2) is then about 8 s long.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let wait = (20 - now.as_secs() % 15) % 15;
-    tokio::time::sleep(
-        Duration::from_secs(wait)
-            - Duration::from_nanos(u64::from(now.subsec_nanos())).min(Duration::from_secs(wait)),
-    )
-    .await;
     let (stop, task) = rig.start_with(100, true);
     assert!(wait_for(5, async || rig.consumers("q").await == 1).await);
+    // After two idle seconds the consumer unsubscribes for `t mod 15` seconds (`t` the Unix
+    // time), which can be very short; the next window (`t mod 30` seconds) comes 3 s later.
     assert!(
-        wait_for(8, async || rig.consumers("q").await == 0).await,
+        wait_for(40, async || rig.consumers("q").await == 0).await,
         "consuming paused"
     );
     rig.publish(4, updated_policy(4, 1)).await;
     let conn = &mut rig.db.connect().await;
     assert!(
-        wait_for(20, async || count(conn, "trading_policy").await == 1).await,
+        wait_for(40, async || count(conn, "trading_policy").await == 1).await,
         "consuming resumed"
     );
+    assert_eq!(rig.consumers("q").await, 1);
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }
 
 async fn latest_policy_update_id(conn: &mut diesel_async::AsyncPgConnection) -> i64 {

@@ -1,23 +1,24 @@
 //! Flushers that recover: after a failed pass, and after the broker broke their connection
 //! in the middle of a large outbox (as a broker restart would).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel_async::RunQueryDsl as _;
 use futures::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions};
 use lapin::types::FieldTable;
-use swpt_trade::cli::flush::{FlushOptions, run_flushers};
 use swpt_trade::config::Config;
-use swpt_trade::db::build_pool;
+use swpt_trade::db::{PoolSettings, WorkerPool};
 use swpt_trade::outbox::SignalKind;
+use swpt_trade::outbox::{FlushOptions, run_flushers};
 use tokio_util::sync::CancellationToken;
 
 use crate::flush::{Setup, TEST_CONNECTION, TRADE_QUEUE, needed_collectors};
 use crate::flush_runs::{count_rows, env_of};
 use crate::outbox::emit_all;
+use crate::util::{wait_for, wait_until};
 
 /// The management API's names of this virtual host's connections other than the tests' own.
 async fn flusher_connections(vhost: &str) -> Vec<String> {
@@ -76,7 +77,7 @@ fn spawn_flushers(
             .map(|(_, v)| v.clone()),
     };
     let config = Config::from_lookup(&lookup).unwrap();
-    let pool = build_pool(&setup.db.url, 4, "test").unwrap();
+    let pool = WorkerPool::build(&setup.db.url, PoolSettings::new(4), "test").unwrap();
     let options = FlushOptions {
         processes,
         period: Duration::from_millis(100),
@@ -102,6 +103,16 @@ async fn a_failing_flusher_starts_again_after_a_pause() {
     emit_all(&mut conn, &unroutable).await;
     let stop = CancellationToken::new();
     let flushers = spawn_flushers(&setup, "10", 1, stop.clone());
+    // The flusher connects to the broker for its first pass, which fails.
+    assert!(
+        wait_for(10, async || !flusher_connections(&setup.broker.vhost)
+            .await
+            .is_empty())
+        .await,
+        "the flusher never connected"
+    );
+    // Not sent, and the flusher keeps running, for a while: something that must not happen,
+    // so this waits a fixed time (several 100 ms flush periods).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count_rows(&mut conn, SignalKind::NeededCollector).await, 1);
     assert!(
@@ -121,14 +132,16 @@ async fn a_failing_flusher_starts_again_after_a_pause() {
         )
         .await
         .unwrap();
-    let started = Instant::now();
-    while count_rows(&mut conn, SignalKind::NeededCollector).await > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not sent again"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_for(10, async || count_rows(
+            &mut conn,
+            SignalKind::NeededCollector
+        )
+        .await
+            == 0)
+        .await,
+        "not sent again"
+    );
     stop.cancel();
     flushers.await.unwrap().unwrap();
     let trade = setup.take(TRADE_QUEUE).await;
@@ -139,6 +152,7 @@ async fn a_failing_flusher_starts_again_after_a_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_broker_connection_loses_no_signal() {
     const ROWS: i64 = 5000;
+    const BURST: usize = 500;
     let setup = Setup::new("#", false).await;
     let mut conn = setup.db.connect().await;
     emit_all(&mut conn, &needed_collectors(1..=ROWS)).await;
@@ -154,7 +168,8 @@ async fn a_broken_broker_connection_loses_no_signal() {
         .await
         .unwrap();
 
-    let received = Arc::new(Mutex::new((0usize, HashSet::new())));
+    // Every copy that arrives, by debtor ID.
+    let received = Arc::new(Mutex::new(HashMap::<i64, usize>::new()));
     let consumer_channel = setup.conn.create_channel().await.unwrap();
     let options = BasicConsumeOptions {
         no_ack: true,
@@ -172,69 +187,97 @@ async fn a_broken_broker_connection_loses_no_signal() {
     let sink = received.clone();
     tokio::spawn(async move {
         while let Some(Ok(delivery)) = consumer.next().await {
-            let mut r = sink.lock().unwrap();
-            r.0 += 1;
-            r.1.insert(delivery.data);
+            let body: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+            assert_eq!(body["type"], "NeededCollector");
+            let debtor_id = body["debtor_id"].as_i64().unwrap();
+            *sink.lock().unwrap().entry(debtor_id).or_default() += 1;
         }
     });
+    let copies = || received.lock().unwrap().values().sum::<usize>();
+    let distinct = || received.lock().unwrap().len();
 
     let stop = CancellationToken::new();
-    let flushers = spawn_flushers(&setup, "500", 2, stop.clone());
+    let flushers = spawn_flushers(&setup, &BURST.to_string(), 2, stop.clone());
 
-    let started = Instant::now();
-    let mut connections = Vec::new();
-    while connections.is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no flusher connected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        connections = flusher_connections(&setup.broker.vhost).await;
-    }
+    assert!(
+        wait_for(30, async || !flusher_connections(&setup.broker.vhost)
+            .await
+            .is_empty())
+        .await,
+        "no flusher connected"
+    );
     diesel::sql_query("COMMIT")
         .execute(&mut locker)
         .await
         .unwrap();
     // Messages of the first big batch arriving: the flusher is publishing it right now.
-    while received.lock().unwrap().0 < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing published"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    assert!(
+        wait_until(Duration::from_secs(30), async || copies() >= 2).await,
+        "nothing published"
+    );
 
-    // Break every flusher connection the broker lists, again and again, until all is sent.
+    // Break every flusher connection the broker lists now, in the middle of the first batch,
+    // and again whenever a batch has been committed: the flushers are in the middle of their
+    // next batches then. Waiting for progress between the breaks lets the flushers get on.
     let mut closed = 0;
     let mut closed_while_pending = false;
-    loop {
-        let left = count_rows(&mut conn, SignalKind::NeededCollector).await;
-        let distinct = received.lock().unwrap().1.len();
-        if left == 0 && distinct == ROWS as usize {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{left} rows left, {distinct} received"
-        );
-        for name in &connections {
-            close_connection(name).await;
-            closed += 1;
-            closed_while_pending |= left > 0;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        connections = flusher_connections(&setup.broker.vhost).await;
+    let mut left = count_rows(&mut conn, SignalKind::NeededCollector).await;
+    for name in flusher_connections(&setup.broker.vhost).await {
+        close_connection(&name).await;
+        closed += 1;
+        closed_while_pending |= left > 0;
     }
+    while left > 0 {
+        let before = left;
+        assert!(
+            wait_for(30, async || {
+                left = count_rows(&mut conn, SignalKind::NeededCollector).await;
+                left < before
+            })
+            .await,
+            "no progress: {left} rows left, {} received",
+            distinct()
+        );
+        if left > 0 {
+            for name in flusher_connections(&setup.broker.vhost).await {
+                close_connection(&name).await;
+                closed += 1;
+                closed_while_pending = true;
+            }
+        }
+    }
+    // Every batch was confirmed before its rows were deleted: all of them are on their way.
+    assert!(
+        wait_for(30, async || distinct() == ROWS as usize).await,
+        "{} rows received",
+        distinct()
+    );
     stop.cancel();
     flushers.await.unwrap().unwrap();
     assert!(
         closed > 0 && closed_while_pending,
         "no connection was broken while flushing"
     );
-    let (total, distinct) = {
-        let r = received.lock().unwrap();
-        (r.0, r.1.len())
-    };
-    assert_eq!(distinct, ROWS as usize);
-    assert!(total >= distinct);
+
+    // Every row arrived. A row is sent again only when the batch it was in was not confirmed,
+    // which takes a broken connection: each closed connection cost at most one batch.
+    let received = received.lock().unwrap();
+    let mut ids: Vec<i64> = received.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (1..=ROWS).collect::<Vec<_>>(),
+        "every row, nothing else"
+    );
+    let copies: usize = received.values().sum();
+    let extra = copies - ROWS as usize;
+    assert!(
+        extra <= closed * BURST,
+        "{extra} extra copies after {closed} broken connections of {BURST}-row batches"
+    );
+    let most = received.values().max().copied().unwrap();
+    assert!(
+        most <= 1 + closed,
+        "a row arrived {most} times after {closed} broken connections"
+    );
 }

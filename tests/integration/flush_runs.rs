@@ -1,7 +1,7 @@
 //! The flush commands as they run: the binary with `--quit-early`, and stop signals.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use swpt_trade::outbox::SignalKind;
@@ -9,6 +9,7 @@ use swpt_trade::outbox::SignalKind;
 use crate::cli::run_binary;
 use crate::flush::{SMP_QUEUE, Setup, TRADE_QUEUE, needed_collectors};
 use crate::outbox::{emit_all, one_of_each, pending};
+use crate::util::{wait_for, wait_until};
 
 /// The environment the binary needs for this setup's database and virtual host.
 pub fn env_of(setup: &Setup) -> Vec<(&'static str, String)> {
@@ -114,17 +115,17 @@ fn terminate(child: &Child) {
 
 /// Waits up to `limit` for `child` to exit and returns its exit code.
 async fn exit_code(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("swpt-trade did not exit within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut status = None;
+    if !wait_until(limit, async || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    })
+    .await
+    {
+        child.kill().unwrap();
+        panic!("swpt-trade did not exit within {limit:?}");
     }
+    status.unwrap().code()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -146,11 +147,16 @@ async fn sigterm_stops_the_flushers_with_status_0() {
     let mut conn = setup.db.connect().await;
     emit_all(&mut conn, &needed_collectors(1..=20)).await;
     let mut child = spawn_flush(&setup, &["flush_all", "-w", "0.1", "-p", "2"]);
-    let started = Instant::now();
-    while count_rows(&mut conn, SignalKind::NeededCollector).await > 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "not flushed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_for(30, async || count_rows(
+            &mut conn,
+            SignalKind::NeededCollector
+        )
+        .await
+            == 0)
+        .await,
+        "not flushed"
+    );
     terminate(&child);
     assert_eq!(
         exit_code(&mut child, Duration::from_secs(10)).await,
@@ -165,6 +171,7 @@ async fn zero_processes_idle_until_sigterm() {
     let mut conn = setup.db.connect().await;
     emit_all(&mut conn, &needed_collectors(1..=2)).await;
     let mut child = spawn_flush(&setup, &["flush_all", "-p", "0", "-w", "0.1"]);
+    // Nothing may happen: no exit and no flushing, for several flush periods.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(child.try_wait().unwrap().is_none(), "still running");
     assert_eq!(count_rows(&mut conn, SignalKind::NeededCollector).await, 2);

@@ -1,5 +1,5 @@
 //! The handlers of the first slice, called directly on a worker database (the reference's
-//! test cases 4–10 of worker.md §11).
+//! handler tests for docs/messages.md#handlers).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel::{ExpressionMethods as _, QueryDsl as _};
@@ -62,7 +62,8 @@ async fn handle(
     m: IncomingMessage,
     now: DateTime<Utc>,
 ) {
-    conn.transaction(async |conn| handlers::handle(conn, config, &m, now).await)
+    let handler = handlers::handler(&m).expect("the message type has a handler");
+    conn.transaction(async |conn| handler.run(conn, config, now).await)
         .await
         .expect("handled");
 }
@@ -240,6 +241,9 @@ async fn unneeded_accounts_are_discarded_never_created() {
     let mut m = account_update(124, 666, now);
     m.account_id = "Account124".into();
     m.debtor_info_iri = "https://example.com/666".into();
+    // Flags of the account's own, but not "scheduled for deletion" (bit 0).
+    m.config_flags = 6;
+    m.negligible_amount = 1e30;
     handle(
         conn,
         &config,
@@ -252,16 +256,23 @@ async fn unneeded_accounts_are_discarded_never_created() {
         0,
         "no row for an unneeded account"
     );
-    let (flags, negligible): (i32, f32) = configure_account_signal::table
-        .select((
-            configure_account_signal::config_flags,
-            configure_account_signal::negligible_amount,
-        ))
-        .first(conn)
-        .await
-        .unwrap();
-    assert_eq!(flags & 1, 1);
-    assert_eq!(negligible, 1e30);
+    // The reference's discarding: ts = now, seqnum 0, negligible amount 1e30, no config data,
+    // and flags 0 | 1 (the default flags and "scheduled for deletion", not the account's).
+    let signals: Vec<(i64, i64, DateTime<Utc>, i32, f32, String, i32)> =
+        configure_account_signal::table
+            .select((
+                configure_account_signal::creditor_id,
+                configure_account_signal::debtor_id,
+                configure_account_signal::ts,
+                configure_account_signal::seqnum,
+                configure_account_signal::negligible_amount,
+                configure_account_signal::config_data,
+                configure_account_signal::config_flags,
+            ))
+            .load(conn)
+            .await
+            .unwrap();
+    assert_eq!(signals, [(124, 666, now, 0, 1e30, String::new(), 1)]);
     assert_eq!(count(conn, "activate_collector_signal").await, 0);
     assert_eq!(count(conn, "discover_debtor_signal").await, 0);
     assert_eq!(count(conn, "interest_rate_change").await, 0);

@@ -3,12 +3,13 @@
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use swpt_trade::db::Database;
+use swpt_trade::db::worker::outbox::lock_batch;
 use swpt_trade::messages::*;
-use swpt_trade::outbox::{SignalKind, emit, lock_batch};
+use swpt_trade::outbox::{SignalKind, emit};
 
 use crate::util::TestDb;
 
-fn ts(micros: u32) -> DateTime<Utc> {
+pub fn ts(micros: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
         + chrono::Duration::microseconds(micros.into())
 }

@@ -18,7 +18,8 @@ async fn exchange(broker: &TestBroker, name: &str) -> Value {
         .unwrap_or_else(|| panic!("exchange {name} is missing"))
 }
 
-/// Asserts the exact objects of operations.md §5.2 for queue `q` bound with `key`.
+/// Asserts the exact objects of docs/messages.md#queues-and-bindings for queue `q` bound with
+/// `key`.
 async fn assert_topology(broker: &TestBroker, q: &str, key: &str) {
     for (name, kind, arguments) in [
         ("creditors_in", "headers", json!({})),
@@ -152,6 +153,8 @@ async fn delete_queue_waits_until_the_queue_is_empty() {
             topology::delete_queue(&conn, "q", Duration::from_millis(100)).await
         })
     };
+    // Something that must not happen (deleting a queue that holds a message), for five of the
+    // deleter's polling intervals.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!deleter.is_finished(), "a message is still in the queue");
     assert!(broker.get("queues", "q").await.is_some());

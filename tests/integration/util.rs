@@ -7,6 +7,7 @@
 //! management plugin creates the virtual hosts.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use swpt_trade::db::{Database, migrate};
@@ -239,4 +240,27 @@ pub fn test_config(vars: &[(&str, &str)]) -> swpt_trade::config::Config {
 /// A DELETE on the RabbitMQ management API (e.g. to close a connection).
 pub async fn rabbitmq_delete(path: &str) {
     rabbitmq_api_call(reqwest::Method::DELETE, path.to_owned(), None).await;
+}
+
+/// How often [`wait_until`] checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Checks `condition` every 20 ms until it holds (true) or `limit` has passed (false). The
+/// condition is checked once more after the deadline, so a slow check cannot make it miss.
+pub async fn wait_until<F: AsyncFnMut() -> bool>(limit: Duration, mut condition: F) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return condition().await;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// [`wait_until`] with a limit in seconds.
+pub async fn wait_for<F: AsyncFnMut() -> bool>(secs: u64, condition: F) -> bool {
+    wait_until(Duration::from_secs(secs), condition).await
 }

@@ -1,4 +1,4 @@
-//! `verify_shard_content` on a worker database (operations.md §3.12).
+//! `verify_shard_content` on a worker database (docs/operations.md#verifying-shard-content).
 
 use diesel_async::RunQueryDsl as _;
 use swpt_trade::db::Database;

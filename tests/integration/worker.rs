@@ -104,7 +104,8 @@ async fn worker_consumes_and_flushes_until_sigterm() {
         .await,
         "flushed rows are deleted"
     );
-    // The observer of `to_trade` sees the test's own two messages, and nothing from the worker.
+    // The observer of `to_trade` sees the test's own two messages, and nothing from the worker:
+    // something that must not happen, so it listens until 500 ms pass without a message.
     let mut seen = Vec::new();
     while let Ok(Some(Ok(d))) =
         tokio::time::timeout(Duration::from_millis(500), internal.next()).await

@@ -1,4 +1,9 @@
 //! A worker database (one per shard): the outbox signal tables, trading policies, collector
-//! accounts, debtor info documents, account locks and transfers (worker.md §5).
+//! accounts, debtor info documents, account locks and transfers. Queries are grouped by
+//! domain; each takes a connection, so it composes inside the caller's transaction.
 
+pub mod accounts;
+pub mod outbox;
+pub mod policies;
 pub mod schema;
+pub mod shard;

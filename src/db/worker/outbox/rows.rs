@@ -1,7 +1,7 @@
 //! Reading outbox rows back as messages: the inverse of [`super::emit`].
 //!
 //! Each table has a row struct; `ts` comes from `inserted_at`, except for `ConfigureAccount`
-//! whose `ts` is a column of its own (worker.md §4.4).
+//! whose `ts` is a column of its own (docs/messages.md#the-outbox).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::{Queryable, Selectable};

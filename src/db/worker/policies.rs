@@ -1,7 +1,8 @@
-//! `UpdatedLedger`, `UpdatedPolicy` and `UpdatedFlags` from the Creditors Agent
-//! (worker.md §3.2): each family updates its columns of the `trading_policy` row only when its
-//! `update_id` is newer than the stored one; a missing row is created with this family's values
-//! and the defaults of the other families (§5.2.4).
+//! Trading policies (`trading_policy`), written by `UpdatedLedger`, `UpdatedPolicy` and
+//! `UpdatedFlags` from the Creditors Agent (see `docs/messages.md#trading-policies`): each
+//! family updates its columns of the row only when its `update_id` is newer than the stored
+//! one; a missing row is created with this family's values and the defaults of the other
+//! families.
 //!
 //! Each is one `INSERT … ON CONFLICT DO UPDATE … WHERE` statement: the row is locked and
 //! compared atomically, and under REPEATABLE READ a concurrent insert makes the transaction

@@ -9,7 +9,7 @@ use crate::db::worker::schema;
 use crate::messages::OutgoingMessage;
 
 /// Stores `message` as one row of its `*_signal` table; a flusher publishes it once the
-/// caller's transaction has committed (worker.md §4.1).
+/// caller's transaction has committed (docs/messages.md#the-outbox).
 ///
 /// The message's `ts` becomes the row's `inserted_at`, which the flusher sends back as `ts`.
 /// `ConfigureAccount` is the exception: its `ts` has a column of its own (part of the primary

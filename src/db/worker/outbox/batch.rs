@@ -9,10 +9,10 @@ use diesel::sql_types::{Array, Text};
 use diesel::{QueryDsl as _, QueryResult, SelectableHelper as _};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
-use super::SignalKind;
 use super::rows::*;
 use crate::db::worker::schema;
 use crate::messages::OutgoingMessage;
+use crate::outbox::SignalKind;
 
 /// An outbox row locked by the current transaction.
 #[derive(Debug, Clone)]
