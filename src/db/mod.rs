@@ -15,8 +15,39 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 
-/// A pooled connection; it dereferences to `AsyncPgConnection`.
-pub type PooledConnection = Object<AsyncPgConnection>;
+/// A connection taken from a [`DbPool`]; it dereferences to `AsyncPgConnection`.
+///
+/// When it is dropped in the middle of a transaction — its task panicked, or its future was
+/// cancelled — it is closed instead of going back to the pool: an idle pooled connection
+/// would otherwise keep the transaction, and its row locks, open until the pool next looked
+/// at it, blocking every other transaction that touches those rows.
+pub struct PooledConnection(Option<Object<AsyncPgConnection>>);
+
+impl std::ops::Deref for PooledConnection {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        self.0.as_deref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.0.as_deref_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        use diesel_async::pooled_connection::PoolableConnection as _;
+        if let Some(mut object) = self.0.take()
+            && object.is_broken()
+        {
+            // Detached from the pool and dropped: the server rolls the transaction back.
+            drop(Object::take(object));
+        }
+    }
+}
 
 /// The pool size used for "no fixed limit" (`SOLVER_CLIENT_POOL_SIZE=0`): the server's
 /// `max_connections` is then the only bound.
@@ -178,7 +209,7 @@ impl<D: DatabaseKind> DbPool<D> {
             reason,
         };
         match tokio::time::timeout(self.acquire_timeout, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
+            Ok(Ok(conn)) => Ok(PooledConnection(Some(conn))),
             Ok(Err(e)) => Err(unavailable(crate::config::mask_url(&e.to_string()))),
             Err(_) => Err(unavailable(format!(
                 "no connection within {:?}",

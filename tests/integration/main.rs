@@ -10,6 +10,7 @@ mod flush_runs;
 mod handlers;
 mod helpers;
 mod outbox;
+mod robustness;
 mod schema;
 mod topology;
 mod util;
