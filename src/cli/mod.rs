@@ -138,15 +138,13 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
     }
 }
 
-/// Checks the command-line definition (clap's own consistency checks).
-pub fn verify() {
-    Cli::command().debug_assert();
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     #[test]
     fn verify_cli() {
-        super::verify();
+        // clap's own consistency checks of the command-line definition.
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,7 +5,6 @@
 //! failure rolls the transaction back, so the rows stay and are sent again later: delivery is
 //! at-least-once, in no particular order, and several flushers may share one database.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -15,15 +14,12 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
 use super::SignalKind;
 use crate::broker::publisher::{PublishError, Publisher};
-use crate::config::Config;
+use crate::config::{BurstCounts, Config};
 use crate::db::retry::{self, RetryPolicy, Retryable};
 use crate::db::worker::outbox::{delete_locked, lock_batch};
 use crate::db::{Unavailable, WorkerPool};
 use crate::jobs::Job;
 use crate::messages::{ShardGuard, ShardingRealm};
-
-/// Rows per batch when a kind has no configured burst count (the reference's default).
-pub const DEFAULT_BURST_COUNT: u32 = 10_000;
 
 /// Why a flush failed. The batch in hand was rolled back; its rows are still in the outbox.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +66,8 @@ pub struct FlushSettings {
     pub realm: ShardingRealm,
     /// `DELETE_PARENT_SHARD_RECORDS`: drop the parent shard's left-over SMP requests.
     pub delete_parent_shard_records: bool,
-    /// Rows per batch, by signal class name (`ConfigureAccountSignal`, …).
-    pub burst_counts: BTreeMap<&'static str, u32>,
+    /// Rows per batch, by kind (`APP_FLUSH_*_BURST_COUNT`…).
+    pub burst_counts: BurstCounts,
 }
 
 impl FlushSettings {
@@ -80,20 +76,13 @@ impl FlushSettings {
         Self {
             realm: config.sharding_realm,
             delete_parent_shard_records: config.worker.delete_parent_shard_records,
-            burst_counts: SignalKind::ALL
-                .iter()
-                .map(|&kind| (kind.class_name(), config.processes.burst_count(kind)))
-                .collect(),
+            burst_counts: config.processes.flush_burst_counts,
         }
     }
 
     /// Rows per batch for `kind`.
     pub fn burst_count(&self, kind: SignalKind) -> u32 {
-        self.burst_counts
-            .get(kind.class_name())
-            .copied()
-            .unwrap_or(DEFAULT_BURST_COUNT)
-            .max(1)
+        self.burst_counts.get(kind).max(1)
     }
 }
 
@@ -331,7 +320,11 @@ mod tests {
         let settings = FlushSettings {
             realm: "#".parse().unwrap(),
             delete_parent_shard_records: false,
-            burst_counts: BTreeMap::from([("PrepareTransferSignal", 7)]),
+            burst_counts: {
+                let mut counts = BurstCounts::uniform(BurstCounts::DEFAULT);
+                counts.set(SignalKind::PrepareTransfer, 7);
+                counts
+            },
         };
         assert_eq!(settings.burst_count(SignalKind::PrepareTransfer), 7);
         assert_eq!(settings.burst_count(SignalKind::StartSending), 10_000);

@@ -18,8 +18,10 @@ pub mod market;
 pub mod matching;
 pub mod numeric;
 pub mod pricing;
+#[doc(hidden)] // benchmark support: the reference's arithmetic, to compare traded volumes
 pub mod reference;
 pub mod rows;
+#[doc(hidden)] // benchmark and test support: seeded random turns
 pub mod testgen;
 pub mod traversal;
 

@@ -1,7 +1,5 @@
 //! The flusher against the real servers: what arrives on the broker, what stays in the outbox.
 
-use std::collections::BTreeMap;
-
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -72,10 +70,7 @@ impl Setup {
     pub fn flusher(&self, routing_key: &str, delete_parent: bool, burst: u32) -> Flusher {
         let pool = WorkerPool::build(&self.db.url, PoolSettings::new(2), "test").unwrap();
         let realm: ShardingRealm = routing_key.parse().unwrap();
-        let burst_counts = SignalKind::ALL
-            .iter()
-            .map(|k| (k.class_name(), burst))
-            .collect::<BTreeMap<_, _>>();
+        let burst_counts = swpt_trade::config::BurstCounts::uniform(burst);
         let settings = FlushSettings {
             realm,
             delete_parent_shard_records: delete_parent,
