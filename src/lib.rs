@@ -12,12 +12,14 @@
 //! - [`sharding`]: which worker is responsible for which creditor, debtor or locator.
 //! - [`solver`]: the pure solver engine (pricing, cycle matching, aggregation), no I/O.
 //! - [`offline`]: `solve_offline`, a turn solved from CSV files.
+//! - [`collectors`]: the service's collector accounts, planned with CPython-compatible IDs.
 //! - [`consumer`], [`handlers`]: consuming SMP messages and what they do to the database.
 //! - [`jobs`]: the runner of every periodic job and long-running service of a process.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
 pub mod broker;
 pub mod cli;
+pub mod collectors;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -56,6 +56,8 @@ pub enum Command {
     FetchDebtorInfos(FetchArgs),
     /// Starts processes that trigger the scheduled transfer attempts.
     TriggerTransfers(PeriodicArgs),
+    /// Asks the accounting authorities to create this shard's planned collector accounts.
+    HandlePristineCollectors(PristineArgs),
     /// Declares this worker's RabbitMQ queue and subscribes it to incoming messages.
     Subscribe(BrokerArgs),
     /// Unsubscribes this worker's RabbitMQ queue from incoming messages.
@@ -143,6 +145,21 @@ pub struct PeriodicArgs {
     #[arg(short = 'p', long)]
     pub processes: Option<u32>,
     /// Seconds between two queries (TRIGGER_TRANSFERS_PERIOD).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Run once, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `handle_pristine_collectors`.
+#[derive(Debug, Args)]
+pub struct PristineArgs {
+    /// Collectors handled at the same time (HANDLE_PRISTINE_COLLECTORS_THREADS); 0 means
+    /// "not given".
+    #[arg(short = 't', long)]
+    pub threads: Option<u32>,
+    /// Seconds between two queries for pristine collectors (HANDLE_PRISTINE_COLLECTORS_PERIOD).
     #[arg(short = 'w', long)]
     pub wait: Option<f64>,
     /// Run once, then exit (for tests).

@@ -7,6 +7,7 @@ pub mod broker_admin;
 pub mod configure;
 pub mod consume;
 pub mod flush;
+pub mod pristine;
 pub mod verify_shard;
 pub mod worker;
 
@@ -126,6 +127,9 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
         Command::Unsubscribe(args) => runtime()?.block_on(broker_admin::unsubscribe(args, &config)),
         Command::DeleteQueue(args) => {
             runtime()?.block_on(broker_admin::delete_queue(args, &config))
+        }
+        Command::HandlePristineCollectors(args) => {
+            runtime()?.block_on(pristine::run(args, &config, name))
         }
         Command::VerifyShardContent => runtime()?.block_on(verify_shard::run(&config)),
         Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),

@@ -1,6 +1,7 @@
 //! `worker`: everything one shard's worker runs, in one process under one [`Runner`] — for
-//! now the message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`) and
-//! the outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`). SIGTERM stops taking new
+//! now the message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`), the
+//! outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`) and `handle_pristine_collectors`
+//! (every `HANDLE_PRISTINE_COLLECTORS_PERIOD`). SIGTERM stops taking new
 //! messages, finishes what is in flight (and the current flush pass) within
 //! `APP_SHUTDOWN_TIMEOUT`, then exits 0.
 
@@ -31,9 +32,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let runner = Runner::on_signals(config.processes.shutdown_timeout);
     let config = Arc::new(config);
     let realm = config.sharding_realm;
-    let handlers = Arc::new(Handlers {
-        config: config.clone(),
-    });
+    let handlers = Arc::new(Handlers::new(config.clone(), "worker")?);
     consumer::spawn(&runner, settings, realm, handlers, consumer_pool);
     outbox::spawn_flushers(
         &runner,
@@ -42,6 +41,17 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         &flush_pool,
         &config,
     );
+    if config.db.solver_url.is_some() {
+        let args = super::PristineArgs {
+            threads: None,
+            wait: None,
+            quit_early: false,
+        };
+        let (job, schedule) = super::pristine::job(&args, &config, "worker")?;
+        runner.spawn_job(job, schedule);
+    } else {
+        tracing::warn!("SOLVER_POSTGRES_URL is not set: collector accounts are not requested.");
+    }
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -80,12 +80,8 @@ pub trait HandleMessages: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
-/// The service's handlers ([`handlers::handler`]) with their settings.
-#[derive(Debug, Clone)]
-pub struct Handlers {
-    /// The settings the handlers read.
-    pub config: Arc<Config>,
-}
+/// The service's handlers ([`handlers::handler`]) with what they need.
+pub type Handlers = handlers::Context;
 
 impl HandleMessages for Handlers {
     fn has_handler(&self, message: &IncomingMessage) -> bool {
@@ -99,7 +95,7 @@ impl HandleMessages for Handlers {
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         match handlers::handler(message) {
-            Some(handler) => handler.run(conn, &self.config, now).await,
+            Some(handler) => handler.run(conn, self, now).await,
             None => Err(HandlerError::Fatal(format!(
                 "no handler for {}",
                 message.message_type()
@@ -149,13 +145,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let runner = Runner::new(&stop, config.processes.shutdown_timeout);
     let realm = config.sharding_realm;
-    spawn(
-        &runner,
-        settings,
-        realm,
-        Arc::new(Handlers { config }),
-        pool,
-    );
+    let handlers = Handlers::new(config, "consume_messages")?;
+    spawn(&runner, settings, realm, Arc::new(handlers), pool);
     runner.wait().await
 }
 

@@ -96,6 +96,12 @@ pub trait Retryable {
     fn is_retryable(&self) -> bool;
 }
 
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        is_retryable(self)
+    }
+}
+
 /// Runs `attempt` (one whole transaction) until it succeeds, fails for a reason that is not
 /// retryable, or has been retried `policy.max_retries` times; pauses grow as
 /// [`retry_pause`] says. This is the only transaction-retry loop of the service.

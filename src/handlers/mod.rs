@@ -8,6 +8,9 @@
 //! tolerates reordering.
 
 mod accounts;
+mod collectors;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -15,10 +18,57 @@ use diesel_async::AsyncPgConnection;
 use crate::config::Config;
 use crate::db::retry::{self, Retryable};
 use crate::db::worker::policies;
+use crate::db::{PoolSettings, SolverPool};
 use crate::messages::{
-    AccountPurge, AccountUpdate, IncomingMessage, RejectedConfig, UpdatedFlags, UpdatedLedger,
-    UpdatedPolicy,
+    AccountPurge, AccountUpdate, ActivateCollector, IncomingMessage, NeededCollector,
+    RejectedConfig, UpdatedFlags, UpdatedLedger, UpdatedPolicy,
 };
+
+/// What the handlers need besides the worker database connection of their transaction.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The settings.
+    pub config: Arc<Config>,
+    /// The solver database, where collector accounts are planned and activated; `None` when
+    /// `SOLVER_POSTGRES_URL` is not set.
+    pub solver: Option<SolverPool>,
+}
+
+impl Context {
+    /// The handlers' context of `config`; the solver pool is opened lazily.
+    ///
+    /// # Errors
+    ///
+    /// A malformed `SOLVER_POSTGRES_URL`.
+    pub fn new(config: Arc<Config>, command: &str) -> anyhow::Result<Self> {
+        let solver = match &config.db.solver_url {
+            Some(url) => {
+                let size = config
+                    .db
+                    .solver_pool_size
+                    .unwrap_or(config.db.engine_pool_size);
+                let settings = PoolSettings::from_config(&config, size);
+                Some(SolverPool::build(url, settings, command)?)
+            }
+            None => None,
+        };
+        Ok(Self { config, solver })
+    }
+
+    /// The solver database pool.
+    ///
+    /// # Errors
+    ///
+    /// When `SOLVER_POSTGRES_URL` is not set: the message stays in the queue.
+    pub fn solver(&self) -> Result<&SolverPool, HandlerError> {
+        self.solver.as_ref().ok_or_else(|| {
+            HandlerError::Unavailable(crate::db::Unavailable {
+                database: "solver",
+                reason: "SOLVER_POSTGRES_URL is not set".into(),
+            })
+        })
+    }
+}
 
 pub use accounts::{obsolete_interest_rate_changes, seqnum_after};
 
@@ -67,6 +117,10 @@ pub enum Handler<'a> {
     UpdatedPolicy(&'a UpdatedPolicy),
     /// `UpdatedFlags`: a creditor's trading flags.
     UpdatedFlags(&'a UpdatedFlags),
+    /// `NeededCollector`: a debtor needs collector accounts.
+    NeededCollector(&'a NeededCollector),
+    /// `ActivateCollector`: a collector account has its account ID.
+    ActivateCollector(&'a ActivateCollector),
 }
 
 /// The handler of `message`, or `None` when its type has no handler yet (such messages are
@@ -80,6 +134,8 @@ pub fn handler(message: &IncomingMessage) -> Option<Handler<'_>> {
         M::UpdatedLedger(m) => Some(Handler::UpdatedLedger(m)),
         M::UpdatedPolicy(m) => Some(Handler::UpdatedPolicy(m)),
         M::UpdatedFlags(m) => Some(Handler::UpdatedFlags(m)),
+        M::NeededCollector(m) => Some(Handler::NeededCollector(m)),
+        M::ActivateCollector(m) => Some(Handler::ActivateCollector(m)),
         // Turns and transfers: handlers come with the trading-turn and transfer work.
         M::AccountTransfer(_)
         | M::RejectedTransfer(_)
@@ -89,9 +145,7 @@ pub fn handler(message: &IncomingMessage) -> Option<Handler<'_>> {
         | M::StoreDocument(_)
         | M::DiscoverDebtor(_)
         | M::ConfirmDebtor(_)
-        | M::ActivateCollector(_)
         | M::CandidateOffer(_)
-        | M::NeededCollector(_)
         | M::ReviseAccountLock(_)
         | M::TriggerTransfer(_)
         | M::AccountIdRequest(_)
@@ -106,9 +160,10 @@ impl Handler<'_> {
     pub async fn run(
         self,
         conn: &mut AsyncPgConnection,
-        config: &Config,
+        context: &Context,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
+        let config = &*context.config;
         match self {
             Self::RejectedConfig(m) => {
                 accounts::rejected_config(m);
@@ -119,6 +174,8 @@ impl Handler<'_> {
             Self::UpdatedLedger(m) => Ok(policies::updated_ledger(conn, m).await?),
             Self::UpdatedPolicy(m) => Ok(policies::updated_policy(conn, m).await?),
             Self::UpdatedFlags(m) => Ok(policies::updated_flags(conn, m).await?),
+            Self::NeededCollector(m) => collectors::needed_collector(conn, context, m, now).await,
+            Self::ActivateCollector(m) => collectors::activate_collector(context, m, now).await,
         }
     }
 }

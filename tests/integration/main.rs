@@ -1,6 +1,7 @@
 //! Integration tests against the real PostgreSQL and RabbitMQ servers (one test binary).
 
 mod cli;
+mod collectors;
 mod config_errors;
 mod configure;
 mod consumer;

@@ -96,9 +96,7 @@ fn start(
     };
     let pool = WorkerPool::build(&rig.db.url, PoolSettings::new(4), "test").unwrap();
     let handler = Arc::new(Wrapped {
-        inner: Handlers {
-            config: config.clone(),
-        },
+        inner: Handlers::new(config.clone(), "test").unwrap(),
         poison,
         attempts: AtomicU32::new(0),
     });

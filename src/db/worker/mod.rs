@@ -3,6 +3,7 @@
 //! domain; each takes a connection, so it composes inside the caller's transaction.
 
 pub mod accounts;
+pub mod collectors;
 pub mod outbox;
 pub mod policies;
 pub mod schema;
