@@ -33,7 +33,12 @@ case "$1" in
         | flush_candidate_offers | flush_needed_collectors | flush_revise_account_locks \
         | flush_trigger_transfers | flush_account_id_requests | flush_account_id_responses \
         | fetch_debtor_infos | trigger_transfers | subscribe | unsubscribe | delete_queue \
-        | verify_shard_content | solve_offline)
+        | verify_shard_content | solve_offline | scan_all \
+        | scan_debtor_info_documents | scan_debtor_locator_claims | scan_trading_policies \
+        | scan_worker_accounts | scan_interest_rate_changes | scan_needed_worker_accounts \
+        | scan_recently_needed_collectors | scan_account_locks | scan_creditor_participations \
+        | scan_dispatching_statuses | scan_worker_collectings | scan_worker_sendings \
+        | scan_worker_receivings | scan_worker_dispatchings | scan_transfer_attempts)
         exec swpt-trade "$@"
         ;;
     *)

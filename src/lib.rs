@@ -13,8 +13,12 @@
 //! - [`solver`]: the pure solver engine (pricing, cycle matching, aggregation), no I/O.
 //! - [`offline`]: `solve_offline`, a turn solved from CSV files.
 //! - [`collectors`]: the service's collector accounts, planned with CPython-compatible IDs.
+//! - [`debtors`]: fetching and parsing debtor info documents.
 //! - [`consumer`], [`handlers`]: consuming SMP messages and what they do to the database.
 //! - [`jobs`]: the runner of every periodic job and long-running service of a process.
+//! - [`scanners`]: the worker's table scanners, which delete rows no longer needed.
+//! - [`turns`]: trading turns: the solver's turn loop and its schedule.
+//! - [`transfers`]: a turn's transfer notes and the demurrage formula (pure).
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
 pub mod broker;
@@ -23,12 +27,16 @@ pub mod collectors;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod debtors;
 pub mod handlers;
 pub mod jobs;
 pub mod messages;
 pub mod offline;
 pub mod outbox;
+pub mod scanners;
 pub mod sharding;
 pub mod shutdown;
 pub mod solver;
 pub mod telemetry;
+pub mod transfers;
+pub mod turns;

@@ -11,6 +11,10 @@ use crate::db::Database;
 pub enum Command {
     /// Starts the solver server, which runs the trading turns. Run exactly one.
     Solver,
+    /// Runs the solver's turn loop: starts turns and advances their phases.
+    RollTurns(RollTurnsArgs),
+    /// Runs this worker's part of the trading turns (its sub-phases).
+    RollWorkerTurns(WaitArgs),
     /// Starts a worker server for one database shard (all its processes). Run exactly one per
     /// worker database.
     Worker,
@@ -66,6 +70,38 @@ pub enum Command {
     DeleteQueue(QueueArgs),
     /// Verifies that the worker database holds only records of this worker's shard.
     VerifyShardContent,
+    /// Starts a process that garbage collects stale debtor info documents.
+    ScanDebtorInfoDocuments(ScanArgs),
+    /// Starts a process that garbage collects stale debtor locator claims.
+    ScanDebtorLocatorClaims(ScanArgs),
+    /// Starts a process that garbage collects useless trading policies.
+    ScanTradingPolicies(ScanArgs),
+    /// Starts a process that garbage collects worker accounts.
+    ScanWorkerAccounts(ScanArgs),
+    /// Starts a process that garbage collects stale interest rate changes.
+    ScanInterestRateChanges(ScanArgs),
+    /// Starts a process that garbage collects needed worker accounts.
+    ScanNeededWorkerAccounts(ScanArgs),
+    /// Starts a process that garbage collects recently needed collector records.
+    ScanRecentlyNeededCollectors(ScanArgs),
+    /// Starts a process that garbage collects account lock records.
+    ScanAccountLocks(ScanArgs),
+    /// Starts a process that garbage collects creditor participation records.
+    ScanCreditorParticipations(ScanArgs),
+    /// Starts a process that garbage collects dispatching status records.
+    ScanDispatchingStatuses(ScanArgs),
+    /// Starts a process that garbage collects worker collecting records.
+    ScanWorkerCollectings(ScanArgs),
+    /// Starts a process that garbage collects worker sending records.
+    ScanWorkerSendings(ScanArgs),
+    /// Starts a process that garbage collects worker receiving records.
+    ScanWorkerReceivings(ScanArgs),
+    /// Starts a process that garbage collects worker dispatching records.
+    ScanWorkerDispatchings(ScanArgs),
+    /// Starts a process that garbage collects transfer attempt records.
+    ScanTransferAttempts(ScanArgs),
+    /// Starts all 15 table scanners in one process.
+    ScanAll,
     /// Solves one trading turn from CSV files and writes the six result tables as CSV files.
     SolveOffline(crate::offline::SolveOfflineArgs),
 }
@@ -118,8 +154,8 @@ pub struct FlushArgs {
     pub quit_early: bool,
 }
 
-/// Options of `fetch_debtor_infos`.
-#[derive(Debug, Args)]
+/// Options of `fetch_debtor_infos` (the default: every setting from the environment).
+#[derive(Debug, Default, Args)]
 pub struct FetchArgs {
     /// Number of fetching processes (HTTP_FETCH_PROCESSES); 0 makes the command idle.
     #[arg(short = 'p', long)]
@@ -152,8 +188,36 @@ pub struct PeriodicArgs {
     pub quit_early: bool,
 }
 
+/// Options of `roll_turns`.
+#[derive(Debug, Default, Args)]
+pub struct RollTurnsArgs {
+    /// The distance between turn starting points, e.g. `1d` (TURN_PERIOD).
+    #[arg(short = 'p', long)]
+    pub period: Option<String>,
+    /// The offset of the starting points from 2024-01-01 00:00 UTC (TURN_PERIOD_OFFSET).
+    #[arg(short = 'o', long)]
+    pub period_offset: Option<String>,
+    /// How often turns are checked, e.g. `60s` (TURN_CHECK_INTERVAL).
+    #[arg(short = 'c', long)]
+    pub check_interval: Option<String>,
+    /// Run one iteration, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `roll_worker_turns`.
+#[derive(Debug, Default, Args)]
+pub struct WaitArgs {
+    /// Seconds between two iterations (APP_ROLL_WORKER_TURNS_WAIT).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Run one iteration, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
 /// Options of `handle_pristine_collectors`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct PristineArgs {
     /// Collectors handled at the same time (HANDLE_PRISTINE_COLLECTORS_THREADS); 0 means
     /// "not given".
@@ -190,4 +254,16 @@ pub struct QueueArgs {
     /// The queue (PROTOCOL_BROKER_QUEUE).
     #[arg(short = 'q', long)]
     pub queue: Option<String>,
+}
+
+/// Options of the `scan_*` commands (all but `scan_all`).
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The intended duration of one pass over the table, in days (APP_<TABLE>_SCAN_DAYS when
+    /// omitted or 0).
+    #[arg(short = 'd', long)]
+    pub days: Option<f64>,
+    /// Exit after 11 passes over the table (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
 }

@@ -6,8 +6,11 @@ pub mod await_migrations;
 pub mod broker_admin;
 pub mod configure;
 pub mod consume;
+pub mod fetch;
 pub mod flush;
 pub mod pristine;
+pub mod scan;
+pub mod turns;
 pub mod verify_shard;
 pub mod worker;
 
@@ -103,10 +106,20 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode> {
     use crate::outbox::SignalKind as K;
     let flush = |kinds: &[K], args| runtime()?.block_on(flush::run(kinds, args, &config, name));
+    use crate::scanners::Scan as S;
+    let scan_one = |scan, args| runtime()?.block_on(scan::run_one(scan, args, &config, name));
     match command {
         Command::Configure(args) => runtime()?.block_on(configure::run(args, &config)),
         Command::AwaitMigrations => runtime()?.block_on(await_migrations::run(&config)),
         Command::Worker => runtime()?.block_on(worker::run(config)),
+        Command::Solver => {
+            let args = RollTurnsArgs::default();
+            runtime()?.block_on(turns::run(args, &config, name))
+        }
+        Command::RollTurns(args) => runtime()?.block_on(turns::run(args, &config, name)),
+        Command::RollWorkerTurns(args) => {
+            runtime()?.block_on(turns::run_worker(args, &config, name))
+        }
         Command::ConsumeMessages(args) => runtime()?.block_on(consume::run(args, config)),
         Command::FlushAll(a) => flush(&K::ALL, a),
         Command::FlushConfigureAccounts(a) => flush(&[K::ConfigureAccount], a),
@@ -132,13 +145,26 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
             runtime()?.block_on(pristine::run(args, &config, name))
         }
         Command::VerifyShardContent => runtime()?.block_on(verify_shard::run(&config)),
+        Command::ScanDebtorInfoDocuments(a) => scan_one(S::DebtorInfoDocuments, a),
+        Command::ScanDebtorLocatorClaims(a) => scan_one(S::DebtorLocatorClaims, a),
+        Command::ScanTradingPolicies(a) => scan_one(S::TradingPolicies, a),
+        Command::ScanWorkerAccounts(a) => scan_one(S::WorkerAccounts, a),
+        Command::ScanInterestRateChanges(a) => scan_one(S::InterestRateChanges, a),
+        Command::ScanNeededWorkerAccounts(a) => scan_one(S::NeededWorkerAccounts, a),
+        Command::ScanRecentlyNeededCollectors(a) => scan_one(S::RecentlyNeededCollectors, a),
+        Command::ScanAccountLocks(a) => scan_one(S::AccountLocks, a),
+        Command::ScanCreditorParticipations(a) => scan_one(S::CreditorParticipations, a),
+        Command::ScanDispatchingStatuses(a) => scan_one(S::DispatchingStatuses, a),
+        Command::ScanWorkerCollectings(a) => scan_one(S::WorkerCollectings, a),
+        Command::ScanWorkerSendings(a) => scan_one(S::WorkerSendings, a),
+        Command::ScanWorkerReceivings(a) => scan_one(S::WorkerReceivings, a),
+        Command::ScanWorkerDispatchings(a) => scan_one(S::WorkerDispatchings, a),
+        Command::ScanTransferAttempts(a) => scan_one(S::TransferAttempts, a),
+        Command::ScanAll => runtime()?.block_on(scan::run_all(&config, name)),
         Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),
-        // The solver's turns, the admin API, debtor-info fetching and transfers come with the
-        // trading-turn, admin-API and transfer work.
-        Command::Solver
-        | Command::Webserver
-        | Command::FetchDebtorInfos(_)
-        | Command::TriggerTransfers(_) => Ok(not_implemented(name)),
+        Command::FetchDebtorInfos(args) => runtime()?.block_on(fetch::run(args, &config, name)),
+        // The admin API and transfers come with the admin-API and transfer work.
+        Command::Webserver | Command::TriggerTransfers(_) => Ok(not_implemented(name)),
     }
 }
 

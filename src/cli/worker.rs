@@ -1,7 +1,10 @@
 //! `worker`: everything one shard's worker runs, in one process under one [`Runner`] — for
 //! now the message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`), the
-//! outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`) and `handle_pristine_collectors`
-//! (every `HANDLE_PRISTINE_COLLECTORS_PERIOD`). SIGTERM stops taking new
+//! outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`), the debtor-info fetchers
+//! (`HTTP_FETCH_PROCESSES`, every `HTTP_FETCH_PERIOD`), the 15 table scanners,
+//! `handle_pristine_collectors`
+//! (every `HANDLE_PRISTINE_COLLECTORS_PERIOD`) and `roll_worker_turns` (every
+//! `APP_ROLL_WORKER_TURNS_WAIT`). SIGTERM stops taking new
 //! messages, finishes what is in flight (and the current flush pass) within
 //! `APP_SHUTDOWN_TIMEOUT`, then exits 0.
 
@@ -41,16 +44,25 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         &flush_pool,
         &config,
     );
+    super::fetch::spawn(&runner, &super::FetchArgs::default(), &config, "worker")?;
+    let scan_pool = WorkerPool::build(
+        &config.db.worker_url,
+        PoolSettings::from_config(&config, crate::scanners::POOL_SIZE),
+        "worker",
+    )?;
+    crate::scanners::spawn_all(&runner, &config, &scan_pool)?;
     if config.db.solver_url.is_some() {
-        let args = super::PristineArgs {
-            threads: None,
-            wait: None,
-            quit_early: false,
-        };
+        let args = super::PristineArgs::default();
         let (job, schedule) = super::pristine::job(&args, &config, "worker")?;
         runner.spawn_job(job, schedule);
+        let (job, schedule) =
+            super::turns::worker_job(&super::WaitArgs::default(), &config, "worker")?;
+        runner.spawn_job(job, schedule);
     } else {
-        tracing::warn!("SOLVER_POSTGRES_URL is not set: collector accounts are not requested.");
+        tracing::warn!(
+            "SOLVER_POSTGRES_URL is not set: no turns are rolled and no collector accounts \
+             are requested."
+        );
     }
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)

@@ -179,6 +179,11 @@ impl std::fmt::Debug for BrokerConfig {
     }
 }
 
+/// Parses `APP_SOLVER_MATCHER`: `flow` or `greedy`.
+pub fn parse_matcher(value: &str) -> Result<crate::solver::MatcherKind, String> {
+    crate::solver::MatcherKind::parse(value).ok_or_else(|| "expected flow or greedy".to_string())
+}
+
 /// The solver's turn schedule and trading parameters.
 #[derive(Clone)]
 pub struct TurnConfig {
@@ -206,6 +211,8 @@ pub struct TurnConfig {
     pub phase_cushion_period: Duration,
     /// `APP_ROLL_WORKER_TURNS_WAIT`.
     pub roll_worker_turns_wait: Duration,
+    /// `APP_SOLVER_MATCHER`: which matcher solves a turn (`flow` or `greedy`).
+    pub matcher: crate::solver::MatcherKind,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -226,6 +233,7 @@ impl std::fmt::Debug for TurnConfig {
             .field("max_commit_period", &self.max_commit_period)
             .field("phase_cushion_period", &self.phase_cushion_period)
             .field("roll_worker_turns_wait", &self.roll_worker_turns_wait)
+            .field("matcher", &self.matcher)
             .finish()
     }
 }
@@ -616,6 +624,11 @@ fn read_turn(env: &EnvReader<'_>) -> Result<TurnConfig, ConfigError> {
         max_commit_period: env.date_offset("APP_TURN_MAX_COMMIT_PERIOD", "30d")?,
         phase_cushion_period: env.date_offset("APP_TURN_PHASE_CUSHION_PERIOD", "5m")?,
         roll_worker_turns_wait: env.seconds("APP_ROLL_WORKER_TURNS_WAIT", 60.0)?,
+        matcher: env.parsed(
+            "APP_SOLVER_MATCHER",
+            crate::solver::MatcherKind::default(),
+            parse_matcher,
+        )?,
     })
 }
 

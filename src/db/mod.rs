@@ -2,6 +2,7 @@
 //! shard. Query code takes `&mut AsyncPgConnection`, so it composes inside a caller's
 //! transaction.
 
+pub mod bulk;
 pub mod migrate;
 pub mod retry;
 pub mod solver;

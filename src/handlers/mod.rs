@@ -9,6 +9,8 @@
 
 mod accounts;
 mod collectors;
+mod debtors;
+mod locks;
 
 use std::sync::Arc;
 
@@ -20,8 +22,9 @@ use crate::db::retry::{self, Retryable};
 use crate::db::worker::policies;
 use crate::db::{PoolSettings, SolverPool};
 use crate::messages::{
-    AccountPurge, AccountUpdate, ActivateCollector, IncomingMessage, NeededCollector,
-    RejectedConfig, UpdatedFlags, UpdatedLedger, UpdatedPolicy,
+    AccountPurge, AccountUpdate, ActivateCollector, CandidateOffer, ConfirmDebtor, DiscoverDebtor,
+    FetchDebtorInfo, IncomingMessage, NeededCollector, PreparedTransfer, RejectedConfig,
+    RejectedTransfer, ReviseAccountLock, StoreDocument, UpdatedFlags, UpdatedLedger, UpdatedPolicy,
 };
 
 /// What the handlers need besides the worker database connection of their transaction.
@@ -121,6 +124,22 @@ pub enum Handler<'a> {
     NeededCollector(&'a NeededCollector),
     /// `ActivateCollector`: a collector account has its account ID.
     ActivateCollector(&'a ActivateCollector),
+    /// `FetchDebtorInfo`: schedules the fetch of a debtor info document.
+    FetchDebtorInfo(&'a FetchDebtorInfo),
+    /// `StoreDocument`: stores a fetched debtor info document.
+    StoreDocument(&'a StoreDocument),
+    /// `DiscoverDebtor`: an account names its debtor's info document.
+    DiscoverDebtor(&'a DiscoverDebtor),
+    /// `ConfirmDebtor`: a document confirmed its debtor's locator.
+    ConfirmDebtor(&'a ConfirmDebtor),
+    /// `CandidateOffer`: locks a customer account for a turn.
+    CandidateOffer(&'a CandidateOffer),
+    /// `PreparedTransfer`: an account lock's transfer is prepared; any other is dismissed.
+    PreparedTransfer(&'a PreparedTransfer),
+    /// `RejectedTransfer`: an account lock's transfer was refused.
+    RejectedTransfer(&'a RejectedTransfer),
+    /// `ReviseAccountLock`: the solver's decision applied to an account lock.
+    ReviseAccountLock(&'a ReviseAccountLock),
 }
 
 /// The handler of `message`, or `None` when its type has no handler yet (such messages are
@@ -136,17 +155,17 @@ pub fn handler(message: &IncomingMessage) -> Option<Handler<'_>> {
         M::UpdatedFlags(m) => Some(Handler::UpdatedFlags(m)),
         M::NeededCollector(m) => Some(Handler::NeededCollector(m)),
         M::ActivateCollector(m) => Some(Handler::ActivateCollector(m)),
+        M::FetchDebtorInfo(m) => Some(Handler::FetchDebtorInfo(m)),
+        M::StoreDocument(m) => Some(Handler::StoreDocument(m)),
+        M::DiscoverDebtor(m) => Some(Handler::DiscoverDebtor(m)),
+        M::ConfirmDebtor(m) => Some(Handler::ConfirmDebtor(m)),
+        M::CandidateOffer(m) => Some(Handler::CandidateOffer(m)),
+        M::PreparedTransfer(m) => Some(Handler::PreparedTransfer(m)),
+        M::RejectedTransfer(m) => Some(Handler::RejectedTransfer(m)),
+        M::ReviseAccountLock(m) => Some(Handler::ReviseAccountLock(m)),
         // Turns and transfers: handlers come with the trading-turn and transfer work.
         M::AccountTransfer(_)
-        | M::RejectedTransfer(_)
-        | M::PreparedTransfer(_)
         | M::FinalizedTransfer(_)
-        | M::FetchDebtorInfo(_)
-        | M::StoreDocument(_)
-        | M::DiscoverDebtor(_)
-        | M::ConfirmDebtor(_)
-        | M::CandidateOffer(_)
-        | M::ReviseAccountLock(_)
         | M::TriggerTransfer(_)
         | M::AccountIdRequest(_)
         | M::AccountIdResponse(_)
@@ -176,6 +195,14 @@ impl Handler<'_> {
             Self::UpdatedFlags(m) => Ok(policies::updated_flags(conn, m).await?),
             Self::NeededCollector(m) => collectors::needed_collector(conn, context, m, now).await,
             Self::ActivateCollector(m) => collectors::activate_collector(context, m, now).await,
+            Self::FetchDebtorInfo(m) => debtors::fetch_debtor_info(conn, m, now).await,
+            Self::StoreDocument(m) => debtors::store_document(conn, m).await,
+            Self::DiscoverDebtor(m) => debtors::discover_debtor(conn, config, m, now).await,
+            Self::ConfirmDebtor(m) => debtors::confirm_debtor(conn, config, m, now).await,
+            Self::CandidateOffer(m) => locks::candidate_offer(conn, config, m, now).await,
+            Self::PreparedTransfer(m) => locks::prepared_transfer(conn, config, m, now).await,
+            Self::RejectedTransfer(m) => locks::rejected_transfer(conn, m).await,
+            Self::ReviseAccountLock(m) => locks::revise_account_lock(conn, m, now).await,
         }
     }
 }

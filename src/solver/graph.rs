@@ -146,7 +146,7 @@ impl OfferGraph {
 }
 
 /// Assigns trader indices in order of first appearance and returns each order's trader.
-fn index_traders(market: &Market) -> (Vec<i64>, Vec<u32>) {
+pub(crate) fn index_traders(market: &Market) -> (Vec<i64>, Vec<u32>) {
     let mut ids = Vec::new();
     let mut map: FxHashMap<i64, u32> = FxHashMap::default();
     let order_traders = market

@@ -1,9 +1,12 @@
 //! Property tests: the reference's invariants and ours
 //! (docs/turns.md#guarantees-and-differences-from-the-reference) hold on random turns.
 
+use super::audit::violations;
+use super::market::Market;
 use super::numeric::{FxHashMap, FxHashSet, calc_hash};
-use super::testgen::{GenParams, Rng, random_turn, shuffle};
-use super::{TurnInput, TurnOutput, solve};
+use super::pricing::{BaseCurrency, CurrencyRegistry};
+use super::testgen::{GenParams, Rng, ShapeParams, random_turn, shaped_turn, shuffle};
+use super::{MatcherKind, TurnInput, TurnOutput, solve, solve_with};
 use proptest::prelude::*;
 
 /// Asserts every invariant of a solved turn against its input.
@@ -185,11 +188,90 @@ proptest! {
     }
 }
 
+/// The market of a turn, as the solver builds it.
+fn market(input: &TurnInput) -> Market {
+    let mut registry = CurrencyRegistry::new(BaseCurrency {
+        locator: input.params.base_debtor_info_locator.clone(),
+        debtor_id: input.params.base_debtor_id,
+        max_distance_to_base: input.params.max_distance_to_base as u16,
+    });
+    for c in &input.currencies {
+        registry.add_currency(c).unwrap();
+    }
+    Market::build(input, &registry.prepare().unwrap()).unwrap()
+}
+
+/// The flow matcher's own guarantees, beyond [`check`]: each trader receives the value it
+/// gives up to less than two tokens per leg, the volume is at most the LP bound (up to a token
+/// per order), and it is no less than the greedy's.
+fn check_flow(input: &TurnInput, out: &TurnOutput) {
+    let m = market(input);
+    let v = violations(input, &m, &out.rows);
+    assert_eq!(v.total(), 0, "{v:?}");
+    let s = &out.stats;
+    let slack: f64 = m.orders.iter().map(|o| m.price(o)).sum();
+    assert!(
+        s.traded_volume <= s.lp_bound + slack,
+        "{} > {}",
+        s.traded_volume,
+        s.lp_bound
+    );
+    assert!(s.traded_volume >= s.matching.greedy_volume);
+}
+
+fn shape() -> impl Strategy<Value = ShapeParams> {
+    (
+        any::<u64>(),
+        20usize..1500,
+        prop::sample::select(vec![1_i64, 10, 1000]),
+    )
+        .prop_map(|(seed, offers, min)| ShapeParams {
+            min_trade_amount: min,
+            ..ShapeParams::new(offers, seed)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn each_matcher_keeps_the_invariants(p in params()) {
+        let input = random_turn(&p);
+        for kind in [MatcherKind::Flow, MatcherKind::Greedy] {
+            let out = solve_with(&input, kind.matcher().as_mut()).unwrap();
+            check(&input, &out);
+            if kind == MatcherKind::Flow {
+                check_flow(&input, &out);
+            }
+        }
+    }
+
+    #[test]
+    fn the_flow_matcher_keeps_the_invariants_on_shaped_turns(p in shape()) {
+        let input = shaped_turn(&p);
+        let out = solve_with(&input, MatcherKind::Flow.matcher().as_mut()).unwrap();
+        check(&input, &out);
+        check_flow(&input, &out);
+    }
+
+    #[test]
+    fn each_matcher_ignores_row_order(p in shape(), seed in any::<u64>()) {
+        let input = shaped_turn(&p);
+        let other = shuffled(&input, seed);
+        for kind in [MatcherKind::Flow, MatcherKind::Greedy] {
+            let a = solve_with(&input, kind.matcher().as_mut()).unwrap();
+            let b = solve_with(&other, kind.matcher().as_mut()).unwrap();
+            prop_assert_eq!(a.rows, b.rows);
+        }
+    }
+}
+
 #[test]
 fn a_bigger_turn_trades_and_keeps_the_invariants() {
     let input = random_turn(&GenParams::bench(20_000));
     let out = solve(&input).unwrap();
     check(&input, &out);
+    check_flow(&input, &out);
     assert!(out.stats.cycles > 100);
     assert!(!out.rows.collector_sending.is_empty());
 }

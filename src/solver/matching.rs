@@ -15,8 +15,46 @@ use super::traversal::BitSet;
 pub struct Matching {
     /// Tokens filled for each order of [`Market::orders`], by index.
     pub filled: Vec<i64>,
-    /// The number of cycles that moved tokens.
+    /// The number of cycles that moved tokens (for the flow matcher: the independent cycles of
+    /// the flow's support).
     pub cycles: u64,
+    /// The LP upper bound of the volume, in base units, when the matcher computed it.
+    pub lp_bound: Option<f64>,
+    /// How the matcher went about it.
+    pub report: MatchReport,
+}
+
+/// Figures of the flow matcher ([`FlowMatcher`](super::flow::FlowMatcher)); zeros for others.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatchReport {
+    /// Whose result was taken: `"flow"` or `"greedy"` (empty for a plain [`CycleMatcher`]).
+    pub matcher: &'static str,
+    /// Orders (arcs of the offer graph).
+    pub arcs: usize,
+    /// Arcs between two strongly connected components: on no cycle, dropped before solving.
+    pub arcs_on_no_cycle: usize,
+    /// Strongly connected components with at least one arc, solved independently.
+    pub components: usize,
+    /// Arcs of the largest component.
+    pub largest_component_arcs: usize,
+    /// Milliseconds spent finding the components.
+    pub scc_ms: f64,
+    /// Milliseconds spent on the circulation and its repair.
+    pub flow_ms: f64,
+    /// Shortest-path searches of the circulation solver, over all components.
+    pub phases: u32,
+    /// Most rounds of the minimum-trade repair in a component.
+    pub repair_rounds: u32,
+    /// Arcs removed by the repair because their flow was below the minimum trade.
+    pub dust_arcs: usize,
+    /// The volume of the flow matcher's valid result (0 if it had none).
+    pub flow_volume: f64,
+    /// The volume of the greedy's result, run alongside.
+    pub greedy_volume: f64,
+    /// Milliseconds the greedy took.
+    pub greedy_ms: f64,
+    /// Milliseconds spent topping the flow's result up with a greedy pass over what is left.
+    pub top_up_ms: f64,
 }
 
 /// A matching algorithm.
@@ -41,10 +79,61 @@ pub trait Matcher {
 pub struct CycleMatcher;
 
 impl Matcher for CycleMatcher {
+    /// Searches the market, then searches what is left again while that still fills orders.
+    ///
+    /// A cycle that is infeasible only because one of its legs would be below the minimum
+    /// drops its bottleneck arc for the rest of the search, even when that arc is a large
+    /// order that other cycles could still use (docs/turns.md#matching). The next pass runs
+    /// on the orders' remaining amounts, with every such arc back.
     fn run(&mut self, market: &Market) -> Matching {
         let graph = OfferGraph::build(market);
-        cancel_cycles(market, &graph)
+        let mut matching = cancel_cycles(market, &graph);
+        drop(graph);
+        for _ in 1..MAX_PASSES {
+            let Some((rest, index)) = remaining(market, &matching.filled) else {
+                break;
+            };
+            let graph = OfferGraph::build(&rest);
+            let more = cancel_cycles(&rest, &graph);
+            if more.cycles == 0 {
+                break;
+            }
+            matching.cycles += more.cycles;
+            for (&k, &f) in index.iter().zip(&more.filled) {
+                matching.filled[k] += f;
+            }
+        }
+        matching
     }
+}
+
+/// The most searches [`CycleMatcher`] makes of one market.
+const MAX_PASSES: usize = 4;
+
+/// The market of what is left of each order (if some order has at least the minimum left and
+/// anything was filled), with the index of each of its orders in `market`.
+pub(crate) fn remaining(market: &Market, filled: &[i64]) -> Option<(Market, Vec<usize>)> {
+    if filled.iter().all(|&f| f == 0) {
+        return None;
+    }
+    let min = market.min_trade_amount;
+    let mut index = Vec::new();
+    let mut orders = Vec::new();
+    for (k, (o, &f)) in market.orders.iter().zip(filled).enumerate() {
+        if o.amount - f >= min {
+            index.push(k);
+            orders.push(super::market::Order {
+                amount: o.amount - f,
+                ..*o
+            });
+        }
+    }
+    let rest = Market {
+        currencies: market.currencies.clone(),
+        orders,
+        min_trade_amount: min,
+    };
+    (!index.is_empty()).then_some((rest, index))
 }
 
 /// A currency leg of a cycle: the supply arc out of the currency and the demand arc into it
@@ -320,6 +409,7 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
     Matching {
         filled: search.packed.filled(market, graph),
         cycles: search.cycles,
+        ..Matching::default()
     }
 }
 

@@ -3,8 +3,9 @@
 //! Pure code: no I/O, no async, no database. [`solve`] takes a [`TurnInput`] (the turn's
 //! currencies, active collector accounts and offers) and returns a [`TurnOutput`] (the rows of
 //! the six result tables). The stages are separate modules so they can be tested and replaced
-//! on their own: [`pricing`] (the peg tree), [`market`] (net orders), [`matching`] (the cycle
-//! search over the [`graph`]) and [`aggregation`] (rows, collectors and their transfers).
+//! on their own: [`pricing`] (the peg tree), [`market`] (net orders), matching — the
+//! maximum circulation of [`flow`], or the greedy cycle search of [`matching`] over the
+//! [`graph`] — and [`aggregation`] (rows, collectors and their transfers).
 //!
 //! Guarantees beyond the reference (docs/turns.md#guarantees-and-differences-from-the-reference):
 //! no account gives or receives more than its offer; every taking, giving and leg is at least
@@ -12,6 +13,9 @@
 //! on the input's content, not its order.
 
 pub mod aggregation;
+#[doc(hidden)] // benchmark and test support: counts rule violations of a result
+pub mod audit;
+pub mod flow;
 pub mod graph;
 pub mod input;
 pub mod market;
@@ -34,8 +38,9 @@ pub use input::{BuyOffer, CollectorAccount, CurrencyInfo, SellOffer, TurnInput, 
 pub use rows::ResultRows;
 
 use aggregation::{Aggregation, AggregationError, CollectorPools};
+pub use flow::MatcherKind;
 use market::{Market, OfferError, Side};
-use matching::{CycleMatcher, Matcher};
+use matching::Matcher;
 use numeric::mix64;
 use pricing::{BaseCurrency, CurrencyRegistry, PricingError};
 use std::time::Instant;
@@ -74,6 +79,11 @@ pub struct SolveStats {
     pub cycles: u64,
     /// The value of everything bought, in base units.
     pub traded_volume: f64,
+    /// The LP upper bound of the traded volume, in base units: the maximum circulation of the
+    /// same offers without the minimum-trade rule and without whole tokens.
+    pub lp_bound: f64,
+    /// How the matcher went about it.
+    pub matching: matching::MatchReport,
     /// Milliseconds spent pricing currencies.
     pub price_ms: f64,
     /// Milliseconds spent building the market and matching it.
@@ -91,9 +101,9 @@ pub struct TurnOutput {
     pub stats: SolveStats,
 }
 
-/// Solves a turn with the default matcher ([`CycleMatcher`]).
+/// Solves a turn with the default matcher ([`MatcherKind::default`]).
 pub fn solve(input: &TurnInput) -> Result<TurnOutput, SolveError> {
-    solve_with(input, &mut CycleMatcher)
+    solve_with(input, MatcherKind::default().matcher().as_mut())
 }
 
 /// Solves a turn with the given matcher.
@@ -122,6 +132,8 @@ pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOu
     stats.orders = market.orders.len();
     stats.cycles = matching.cycles;
     stats.traded_volume = traded_volume(&market, &matching.filled);
+    stats.lp_bound = matching.lp_bound.unwrap_or_else(|| flow::lp_bound(&market));
+    stats.matching = matching.report.clone();
 
     let clock = Instant::now();
     let pools = CollectorPools::new(&input.collectors);

@@ -209,3 +209,181 @@ pub fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
         items.swap(i, rng.below(i + 1));
     }
 }
+
+/// What "issue shape" turn to generate (see [`shaped_turn`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShapeParams {
+    /// About how many offers (sell plus buy).
+    pub offers: usize,
+    /// The random seed.
+    pub seed: u64,
+    /// The turn's minimum trade amount.
+    pub min_trade_amount: i64,
+    /// The median offer amount, in tokens.
+    pub median_amount: f64,
+    /// The exponent of the currencies' Zipf-like popularity.
+    pub zipf: f64,
+}
+
+impl ShapeParams {
+    /// The shape of docs/turns.md#benchmarks for a given number of offers.
+    pub fn new(offers: usize, seed: u64) -> Self {
+        ShapeParams {
+            offers,
+            seed,
+            min_trade_amount: 1000,
+            median_amount: 20_000.0,
+            zipf: 0.8,
+        }
+    }
+}
+
+/// Generates a turn of a harder shape than [`random_turn`]'s, closer to a live market.
+///
+/// About `√N` currencies in a peg tree of depth at most 3 under the base, with log-uniform
+/// rates (`10^±1` under the base, `10^±0.3` below); about 2 % of the currencies unconfirmed and
+/// 1.5 % pegged to a locator that does not exist (unpriceable); 1–3 active collectors per
+/// currency. `N / 4` traders, each with at least one sell and one buy in distinct currencies
+/// chosen by Zipf-like popularity; lognormal amounts with the given median, 99 % of them at
+/// least `median / 20`.
+pub fn shaped_turn(p: &ShapeParams) -> TurnInput {
+    let mut rng = Rng::new(p.seed ^ 0x5eed_f7a1);
+    let ncur = ((p.offers as f64).sqrt().round() as usize).max(3);
+    let traders = (p.offers / 4).max(2);
+    let params = TurnParams {
+        turn_id: 1,
+        base_debtor_info_locator: locator(FIRST_DEBTOR_ID),
+        base_debtor_id: FIRST_DEBTOR_ID,
+        max_distance_to_base: 3,
+        min_trade_amount: p.min_trade_amount,
+    };
+    let mut depth = vec![0u8; ncur];
+    let mut currencies = Vec::with_capacity(ncur);
+    let mut collectors = Vec::new();
+    let mut next_collector = FIRST_COLLECTOR_ID;
+    for c in 0..ncur {
+        let debtor_id = FIRST_DEBTOR_ID + c as i64;
+        let mut info = CurrencyInfo {
+            debtor_info_locator: locator(debtor_id),
+            debtor_id,
+            peg_debtor_info_locator: None,
+            peg_debtor_id: None,
+            peg_exchange_rate: None,
+            is_confirmed: c == 0 || rng.unit() >= 0.02,
+        };
+        if c > 0 {
+            // A parent among the earlier currencies of depth below 3: under the base about
+            // 40 % of the time.
+            let parent = if rng.unit() < 0.4 {
+                0
+            } else {
+                let mut k = rng.below(c);
+                while depth[k] >= 3 {
+                    k = rng.below(c);
+                }
+                k
+            };
+            depth[c] = depth[parent] + 1;
+            let spread: f64 = if parent == 0 { 1.0 } else { 0.3 };
+            let rate = 10f64.powf(spread * (2.0 * rng.unit() - 1.0));
+            let peg_id = FIRST_DEBTOR_ID + parent as i64;
+            let broken = rng.unit() < 0.015;
+            info.peg_debtor_info_locator = Some(if broken {
+                format!("https://example.com/missing/{peg_id}")
+            } else {
+                locator(peg_id)
+            });
+            info.peg_debtor_id = Some(peg_id);
+            info.peg_exchange_rate = Some(rate);
+        }
+        currencies.push(info);
+        for _ in 0..1 + rng.below(3) {
+            collectors.push(CollectorAccount {
+                debtor_id,
+                collector_id: next_collector,
+            });
+            next_collector += 1;
+        }
+    }
+    // Popularity: weight 1 / rank^zipf, ranks a random permutation of the currencies.
+    let mut ranks: Vec<usize> = (0..ncur).collect();
+    shuffle(&mut ranks, &mut rng);
+    let mut cumulative = Vec::with_capacity(ncur);
+    let mut total = 0.0;
+    for &r in &ranks {
+        total += 1.0 / ((r + 1) as f64).powf(p.zipf);
+        cumulative.push(total);
+    }
+    let pick = |rng: &mut Rng| {
+        let x = rng.unit() * total;
+        cumulative.partition_point(|&w| w <= x).min(ncur - 1)
+    };
+    let collectors_of = |c: usize| -> Vec<i64> {
+        let id = FIRST_DEBTOR_ID + c as i64;
+        collectors
+            .iter()
+            .filter(|a| a.debtor_id == id)
+            .map(|a| a.collector_id)
+            .collect()
+    };
+    let pools: Vec<Vec<i64>> = (0..ncur).map(collectors_of).collect();
+    // Lognormal amounts: 1 % below median / 20 means sigma = ln(20) / 2.326.
+    let sigma = 20f64.ln() / 2.326;
+    let mut counts = vec![2usize; traders];
+    for _ in 0..p.offers.saturating_sub(2 * traders) {
+        counts[rng.below(traders)] += 1;
+    }
+    let (mut sells, mut buys) = (Vec::new(), Vec::new());
+    let mut chosen: Vec<usize> = Vec::new();
+    for (trader, &k) in counts.iter().enumerate() {
+        chosen.clear();
+        let k = k.min(ncur);
+        while chosen.len() < k {
+            let c = pick(&mut rng);
+            if !chosen.contains(&c) {
+                chosen.push(c);
+            }
+        }
+        for (j, &c) in chosen.iter().enumerate() {
+            let is_sell = match j {
+                0 => true,
+                1 => false,
+                _ => rng.unit() < 0.5,
+            };
+            let z = normal(&mut rng);
+            let amount = (p.median_amount * (sigma * z).exp()).round().max(1.0) as i64;
+            let (creditor_id, debtor_id) = (trader as i64 + 1, FIRST_DEBTOR_ID + c as i64);
+            if is_sell {
+                let pool = &pools[c];
+                sells.push(SellOffer {
+                    creditor_id,
+                    debtor_id,
+                    amount,
+                    collector_id: pool[rng.below(pool.len())],
+                });
+            } else {
+                buys.push(BuyOffer {
+                    creditor_id,
+                    debtor_id,
+                    amount,
+                });
+            }
+        }
+    }
+    shuffle(&mut sells, &mut rng);
+    shuffle(&mut buys, &mut rng);
+    TurnInput {
+        params,
+        currencies,
+        collectors,
+        sell_offers: sells,
+        buy_offers: buys,
+    }
+}
+
+/// A standard normal number (Box–Muller).
+fn normal(rng: &mut Rng) -> f64 {
+    let u = 1.0 - rng.unit();
+    let v = rng.unit();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}

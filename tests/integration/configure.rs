@@ -174,11 +174,9 @@ async fn configure_retries_until_the_database_appears() {
             .await
             .unwrap();
     };
-    let backoff = [
-        Duration::from_millis(100),
-        Duration::from_millis(200),
-        Duration::from_millis(400),
-    ];
+    // Pauses that add up to far more than the 300 ms: creating a database can take a while
+    // when many tests run; the retries end as soon as it exists.
+    let backoff = [100, 200, 400, 800, 1600, 3200].map(Duration::from_millis);
     let (result, ()) = tokio::join!(
         migrate_with_retries(Database::Solver, missing.as_str(), &backoff),
         create_later

@@ -281,7 +281,10 @@ async fn malformed_messages_go_to_the_dead_letter_queue_and_change_nothing() {
     // A valid message of a type without a handler yet.
     rig.publish(
         5,
-        json!({"type": "NeededCollector", "debtor_id": 5, "ts": "2024-05-01T12:00:00+00:00"}),
+        json!({
+            "type": "StartSending", "collector_id": 5, "turn_id": 1, "debtor_id": 5,
+            "ts": "2024-05-01T12:00:00+00:00"
+        }),
     )
     .await;
     assert!(

@@ -63,7 +63,11 @@ async fn handle(
     now: DateTime<Utc>,
 ) {
     let handler = handlers::handler(&m).expect("the message type has a handler");
-    conn.transaction(async |conn| handler.run(conn, config, now).await)
+    let context = handlers::Context {
+        config: std::sync::Arc::new(config.clone()),
+        solver: None,
+    };
+    conn.transaction(async |conn| handler.run(conn, &context, now).await)
         .await
         .expect("handled");
 }

@@ -6,7 +6,8 @@
 //! (defaults `127.0.0.1:5672` and `http://127.0.0.1:15672/api`) name the broker, whose
 //! management plugin creates the virtual hosts.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -132,6 +133,11 @@ pub struct TestBroker {
     pub url: String,
 }
 
+/// The broker's AMQP address, `host:port`.
+fn amqp_host() -> String {
+    std::env::var("TEST_AMQP_HOST").unwrap_or_else(|_| "127.0.0.1:5672".into())
+}
+
 fn rabbitmq_api() -> String {
     std::env::var("TEST_RABBITMQ_API").unwrap_or_else(|_| "http://127.0.0.1:15672/api".into())
 }
@@ -202,8 +208,7 @@ impl TestBroker {
             Some(permissions),
         )
         .await;
-        let host = std::env::var("TEST_AMQP_HOST").unwrap_or_else(|_| "127.0.0.1:5672".into());
-        let url = format!("amqp://guest:guest@{host}/{vhost}");
+        let url = format!("amqp://guest:guest@{}/{vhost}", amqp_host());
         Self { vhost, url }
     }
 }
@@ -263,4 +268,64 @@ pub async fn wait_until<F: AsyncFnMut() -> bool>(limit: Duration, mut condition:
 /// [`wait_until`] with a limit in seconds.
 pub async fn wait_for<F: AsyncFnMut() -> bool>(secs: u64, condition: F) -> bool {
     wait_until(Duration::from_secs(secs), condition).await
+}
+
+/// A TCP proxy in front of the broker, whose connections a test can break at once, as a broker
+/// restart would (the management API lists new connections only seconds later).
+pub struct BrokerProxy {
+    /// An `amqp://` URL of the test's virtual host, through the proxy.
+    pub url: String,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl BrokerProxy {
+    /// A proxy to `broker`'s virtual host on a free local port.
+    pub async fn start(broker: &TestBroker) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (count, connections) = (accepted.clone(), open.clone());
+        let listener = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(amqp_host()).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().unwrap().push(forward.abort_handle());
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Self {
+            url: format!("amqp://guest:guest@127.0.0.1:{port}/{}", broker.vhost),
+            accepted,
+            open,
+            listener,
+        }
+    }
+
+    /// The connections made through the proxy so far.
+    pub fn accepted(&self) -> usize {
+        AtomicUsize::load(&self.accepted, Ordering::SeqCst)
+    }
+
+    /// Breaks every open connection; returns how many there were.
+    pub fn break_connections(&self) -> usize {
+        let open = std::mem::take(&mut *self.open.lock().unwrap());
+        let live: Vec<_> = open.into_iter().filter(|c| !c.is_finished()).collect();
+        for connection in &live {
+            connection.abort();
+        }
+        live.len()
+    }
+}
+
+impl Drop for BrokerProxy {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.break_connections();
+    }
 }

@@ -58,11 +58,16 @@ async fn worker_consumes_and_flushes_until_sigterm() {
     let mut smp = observe(&rig, "observe-smp", "creditors_out").await;
     let mut internal = observe(&rig, "observe-internal", "to_trade").await;
     let vars = rig.vars();
+    // The solver database, where `ActivateCollector` activates collector accounts.
+    let solver = crate::util::TestDb::migrated(swpt_trade::db::Database::Solver).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
         .arg("worker")
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("SOLVER_POSTGRES_URL", &solver.url)
         .env("FLUSH_PERIOD", "0.1")
+        // No debtor-info fetchers: the test's IRIs are not to be fetched.
+        .env("HTTP_FETCH_PROCESSES", "0")
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -152,8 +157,16 @@ async fn worker_consumes_and_flushes_until_sigterm() {
     assert_eq!(key, &swpt_trade::sharding::bin_routing_key(666));
     assert_eq!(body["iri"], "https://example.com/666");
     assert_eq!(body["force_locator_refetch"], true);
-    // The worker's own queue got them too: no handler yet, so they are dead-lettered.
-    assert!(wait_for(20, async || rig.ready("q.XQ").await == 2).await);
+    // The worker's own queue got them too: `ActivateCollector` is handled (no collector
+    // account of the solver database to activate), `DiscoverDebtor` records the debtor's
+    // claim and asks (itself, through `to_trade`) to fetch the IRI, which it schedules.
+    assert!(
+        wait_for(20, async || count(conn, "debtor_info_fetch").await == 1
+            && count(conn, "debtor_locator_claim").await == 1)
+        .await
+    );
+    assert!(wait_for(20, async || rig.ready("q").await == 0).await);
+    assert_eq!(rig.ready("q.XQ").await, 0);
 
     let pid = child.id().unwrap();
     assert!(

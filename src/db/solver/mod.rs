@@ -3,3 +3,4 @@
 
 pub mod collectors;
 pub mod schema;
+pub mod turns;

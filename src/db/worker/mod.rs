@@ -4,7 +4,11 @@
 
 pub mod accounts;
 pub mod collectors;
+pub mod debtors;
+pub mod locks;
 pub mod outbox;
 pub mod policies;
+pub mod scans;
 pub mod schema;
 pub mod shard;
+pub mod turns;

@@ -80,6 +80,7 @@ pub fn cancel_cycles(market: &Market, graph: &OfferGraph) -> Matching {
     Matching {
         filled: ledger.filled(market),
         cycles: ledger.cycles,
+        ..Matching::default()
     }
 }
 
