@@ -280,6 +280,27 @@ async fn a_turn_runs_through_two_worker_shards() {
         assert_eq!(count(conn, "sell_offer").await, 2);
         assert_eq!(count(conn, "buy_offer").await, 2);
     }
+    // A crash after 2/5's solver commit, before the worker's: run again, no duplicates.
+    for (_, db) in &net.shards {
+        exec(
+            &mut db.connect().await,
+            "UPDATE worker_turn SET worker_turn_subphase = 5",
+        )
+        .await;
+    }
+    net.workers_roll().await;
+    {
+        let conn = &mut net.solver_conn().await;
+        assert_eq!(count(conn, "sell_offer").await, 2, "no duplicates");
+        assert_eq!(count(conn, "buy_offer").await, 2, "no duplicates");
+        for (_, db) in &net.shards {
+            let w = &mut db.connect().await;
+            assert_eq!(
+                count(w, "worker_turn WHERE worker_turn_subphase = 10").await,
+                1
+            );
+        }
+    }
 
     // Phase 3: solved; each worker copies its shard's rows, then deletes them.
     net.deadline_passes().await;
@@ -320,6 +341,13 @@ async fn a_turn_runs_through_two_worker_shards() {
         let conn = &mut net.solver_conn().await;
         assert_eq!(count(conn, "creditor_taking").await, 1);
     }
+    // A crash after 3/5's solver commit, before the worker's: running it again is harmless.
+    exec(
+        &mut net.shards[0].1.connect().await,
+        "UPDATE worker_turn SET worker_turn_subphase = 5",
+    )
+    .await;
+    net.workers[0].iteration().await.unwrap();
     net.workers[1].iteration().await.unwrap();
     net.solver.iteration().await.unwrap();
     assert_eq!(net.phase().await, 4);
