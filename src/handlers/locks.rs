@@ -2,7 +2,7 @@
 //! asks the accounting authority to prepare a transfer; `PreparedTransfer` and
 //! `RejectedTransfer` answer it; `ReviseAccountLock` applies the solver's decision in phase 3.
 
-use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
 use diesel_async::AsyncPgConnection;
 use rand::seq::IndexedRandom as _;
 
@@ -14,7 +14,9 @@ use crate::messages::{
     ReviseAccountLock,
 };
 use crate::outbox;
-use crate::transfers::{AGENT_TRANSFER_NOTE_FORMAT, TransferNote, contained_ceil, demurrage};
+use crate::transfers::{
+    AGENT_TRANSFER_NOTE_FORMAT, TransferNote, collector_trade_position, contained_ceil, demurrage,
+};
 
 /// The only coordinator type of this service's transfers.
 const CT_AGENT: &str = "agent";
@@ -22,11 +24,6 @@ const CT_AGENT: &str = "agent";
 /// The "no deadline" of a `PrepareTransfer`, and of a turn without a collection deadline.
 fn t_infinity() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
-}
-
-/// The made-up ledger position of a collector's trade with itself.
-fn date0() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
 }
 
 /// `CandidateOffer`: while the worker is at phase 2, sub-phase 5 of the turn, locks the
@@ -265,7 +262,8 @@ pub async fn revise_account_lock(
                     if let Some(d) = dismissal {
                         dismiss(conn, d, now).await?;
                     }
-                    Settlement::Released(now, date0(), 0)
+                    let (date, number) = collector_trade_position();
+                    Settlement::Released(now, date, number)
                 } else if amount < 0 {
                     if lock.is_self_lock() || lock.collector_id != collector_id {
                         return Err(broken("a seller's collector differs from the lock's"));

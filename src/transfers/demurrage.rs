@@ -1,4 +1,4 @@
-//! The demurrage formula (see `docs/turns.md#account-locks`): the fraction of an amount that
+//! The demurrage formula (see `docs/turns.md#demurrage`): the fraction of an amount that
 //! is left after a negative interest rate has acted on it for a period.
 
 use chrono::TimeDelta;

@@ -9,7 +9,7 @@ use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use swpt_trade::consumer::Handlers;
 use swpt_trade::db::Database;
-use swpt_trade::db::worker::locks::AccountLock;
+use swpt_trade::db::worker::locks::{self as locks_db, AccountLock};
 use swpt_trade::db::worker::schema::{
     account_lock, active_collector, creditor_participation, finalize_transfer_signal,
     prepare_transfer_signal, worker_turn,
@@ -18,7 +18,7 @@ use swpt_trade::handlers::{self, HandlerError};
 use swpt_trade::messages::{
     CandidateOffer, IncomingMessage, PreparedTransfer, RejectedTransfer, ReviseAccountLock,
 };
-use swpt_trade::transfers::demurrage;
+use swpt_trade::transfers::{collector_trade_position, demurrage};
 
 use crate::util::{TestDb, test_config};
 
@@ -1068,4 +1068,121 @@ async fn reordered_messages_leave_nothing_locked() {
     let state = w.state().await;
     assert!(state.locks.is_empty());
     assert_eq!(state.finalizes, vec![dismissal(888, DEBTOR, 123, crid)]);
+}
+
+#[tokio::test]
+async fn a_sellers_lock_is_released_by_exactly_its_collected_amount() {
+    let mut w = Worker::new().await;
+    let finalized = AccountLock {
+        finalized_at: Some(now() - Duration::minutes(5)),
+        has_been_revised: true,
+        ..lock(777, -80000, Some(123))
+    };
+    insert_lock(&mut w.conn, &finalized).await;
+    let position = (date(2025, 6, 1), 7890);
+    let conn = &mut w.conn;
+    // Another amount or another turn: nothing.
+    for (turn_id, amount) in [(1, -79999), (2, -80000)] {
+        assert!(
+            !locks_db::release_seller_lock(conn, 777, DEBTOR, turn_id, amount, position, now())
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(locks(conn).await, vec![finalized.clone()]);
+    assert!(
+        locks_db::release_seller_lock(conn, 777, DEBTOR, 1, -80000, position, now())
+            .await
+            .unwrap()
+    );
+    let released = AccountLock {
+        released_at: Some(now()),
+        account_creation_date: Some(position.0),
+        account_last_transfer_number: Some(position.1),
+        ..finalized
+    };
+    assert_eq!(locks(conn).await, vec![released.clone()]);
+    // Once released, the same transfer again changes nothing.
+    let later = now() + Duration::minutes(1);
+    assert!(
+        !locks_db::release_seller_lock(conn, 777, DEBTOR, 1, -80000, position, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(locks(conn).await, vec![released]);
+
+    // A collector's lock records the made-up position.
+    let own = AccountLock {
+        creditor_id: COLLECTOR,
+        coordinator_request_id: 7891,
+        finalized_at: Some(now()),
+        ..lock(COLLECTOR, -80000, Some(0))
+    };
+    insert_lock(conn, &own).await;
+    let made_up = collector_trade_position();
+    assert_eq!(made_up, (date(1970, 1, 1), 0));
+    assert!(
+        locks_db::release_seller_lock(conn, COLLECTOR, DEBTOR, 1, -80000, made_up, now())
+            .await
+            .unwrap()
+    );
+    let lock = w.lock(COLLECTOR).await;
+    assert_eq!(lock.account_creation_date, Some(date(1970, 1, 1)));
+    assert_eq!(lock.account_last_transfer_number, Some(0));
+}
+
+#[tokio::test]
+async fn a_buyers_lock_is_released_when_paid() {
+    let mut w = Worker::new().await;
+    let prepared = AccountLock {
+        coordinator_request_id: 56789,
+        has_been_revised: true,
+        ..lock(777, 80000, Some(123))
+    };
+    insert_lock(&mut w.conn, &prepared).await;
+    let position = (date(2025, 6, 1), 7890);
+    let conn = &mut w.conn;
+    // Another turn: nothing.
+    assert_eq!(
+        locks_db::release_buyer_lock(conn, 777, DEBTOR, 2, position, now())
+            .await
+            .unwrap(),
+        None
+    );
+    let released = AccountLock {
+        finalized_at: Some(now()),
+        released_at: Some(now()),
+        account_creation_date: Some(position.0),
+        account_last_transfer_number: Some(position.1),
+        ..prepared
+    };
+    // Whatever the amount paid; the caller dismisses the returned lock's transfer.
+    assert_eq!(
+        locks_db::release_buyer_lock(conn, 777, DEBTOR, 1, position, now())
+            .await
+            .unwrap(),
+        Some(released.clone())
+    );
+    let later = now() + Duration::minutes(1);
+    assert_eq!(
+        locks_db::release_buyer_lock(conn, 777, DEBTOR, 1, position, later)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(locks(conn).await, vec![released]);
+    // A seller's lock, or one not prepared, is not a buyer's.
+    for (creditor_id, amount, transfer_id) in [(778, -80000, Some(124)), (779, 80000, None)] {
+        let other = AccountLock {
+            coordinator_request_id: 7000 + creditor_id,
+            ..lock(creditor_id, amount, transfer_id)
+        };
+        insert_lock(conn, &other).await;
+        assert_eq!(
+            locks_db::release_buyer_lock(conn, creditor_id, DEBTOR, 1, position, now())
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }

@@ -227,19 +227,19 @@ pub async fn currencies(
     turn_id: i32,
 ) -> QueryResult<Vec<CurrencyInfo>> {
     use currency_info::dsl as c;
-    let rows: Vec<(String, i64, Option<String>, Option<i64>, Option<f64>, bool)> =
-        currency_info::table
-            .filter(c::turn_id.eq(turn_id))
-            .select((
-                c::debtor_info_locator,
-                c::debtor_id,
-                c::peg_debtor_info_locator,
-                c::peg_debtor_id,
-                c::peg_exchange_rate,
-                c::is_confirmed,
-            ))
-            .load(conn)
-            .await?;
+    type Row = (String, i64, Option<String>, Option<i64>, Option<f64>, bool);
+    let rows: Vec<Row> = currency_info::table
+        .filter(c::turn_id.eq(turn_id))
+        .select((
+            c::debtor_info_locator,
+            c::debtor_id,
+            c::peg_debtor_info_locator,
+            c::peg_debtor_id,
+            c::peg_exchange_rate,
+            c::is_confirmed,
+        ))
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(

@@ -357,3 +357,71 @@ pub async fn set_revised(
         .await?;
     Ok(())
 }
+
+/// Releases the seller's lock of the turn when its collecting transfer has been committed:
+/// the lock must be finalized, not released, and its amount exactly `acquired_amount` (the
+/// negative amount the account paid). Records the account's ledger `position` (creation
+/// date, transfer number) after the transfer; `false` when no such lock exists.
+pub async fn release_seller_lock(
+    conn: &mut AsyncPgConnection,
+    creditor_id: i64,
+    debtor_id: i64,
+    turn_id: i32,
+    acquired_amount: i64,
+    position: (NaiveDate, i64),
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    use account_lock::dsl as l;
+    let released = diesel::update(
+        account_lock::table.find((creditor_id, debtor_id)).filter(
+            l::turn_id
+                .eq(turn_id)
+                .and(l::amount.eq(acquired_amount))
+                .and(l::finalized_at.is_not_null())
+                .and(l::released_at.is_null()),
+        ),
+    )
+    .set((
+        l::released_at.eq(now),
+        l::account_creation_date.eq(position.0),
+        l::account_last_transfer_number.eq(position.1),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(released > 0)
+}
+
+/// Releases the buyer's prepared lock of the turn when it has been paid (whatever the
+/// amount): released and finalized now, with the account's ledger `position` after the
+/// transfer. Returns the released lock, whose prepared transfer the caller dismisses unless
+/// it is a self-lock; `None` when no such lock exists.
+pub async fn release_buyer_lock(
+    conn: &mut AsyncPgConnection,
+    creditor_id: i64,
+    debtor_id: i64,
+    turn_id: i32,
+    position: (NaiveDate, i64),
+    now: DateTime<Utc>,
+) -> QueryResult<Option<AccountLock>> {
+    use account_lock::dsl as l;
+    diesel::update(
+        account_lock::table.find((creditor_id, debtor_id)).filter(
+            l::turn_id
+                .eq(turn_id)
+                .and(l::amount.gt(0))
+                .and(l::transfer_id.is_not_null())
+                .and(l::finalized_at.is_null())
+                .and(l::released_at.is_null()),
+        ),
+    )
+    .set((
+        l::released_at.eq(now),
+        l::finalized_at.eq(now),
+        l::account_creation_date.eq(position.0),
+        l::account_last_transfer_number.eq(position.1),
+    ))
+    .returning(AccountLock::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}

@@ -159,17 +159,17 @@ pub async fn set_subphase(
 /// Every stored debtor info document.
 pub async fn debtor_info_documents(conn: &mut AsyncPgConnection) -> QueryResult<Vec<DebtorInfo>> {
     use debtor_info_document::dsl as d;
-    let rows: Vec<(String, i64, Option<String>, Option<i64>, Option<f64>)> =
-        debtor_info_document::table
-            .select((
-                d::debtor_info_locator,
-                d::debtor_id,
-                d::peg_debtor_info_locator,
-                d::peg_debtor_id,
-                d::peg_exchange_rate,
-            ))
-            .load(conn)
-            .await?;
+    type Row = (String, i64, Option<String>, Option<i64>, Option<f64>);
+    let rows: Vec<Row> = debtor_info_document::table
+        .select((
+            d::debtor_info_locator,
+            d::debtor_id,
+            d::peg_debtor_info_locator,
+            d::peg_debtor_id,
+            d::peg_exchange_rate,
+        ))
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(
