@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench --bench turn_phase3` (needs the local PostgreSQL, as `scripts/services.sh`
 //! sets up; `TEST_DATABASE_URL` works as for the tests). `TURN_BENCH_SIZES=100000,1000000`
-//! (the default) chooses the offer counts. For each size it prints the time of the phase
+//! (the default) chooses the offer counts, `TURN_BENCH_MATCHER=greedy` (or `flow`) the matcher. For each size it prints the time of the phase
 //! change, of the solver engine alone on the same input, the floor of writing the same rows
 //! (`COPY FROM` of the six tables, with psql), and the peak memory of the process during the
 //! phase change and during the engine alone.
@@ -21,7 +21,7 @@ use swpt_trade::db::{Database, PoolSettings, SolverPool, migrate};
 use swpt_trade::offline::memory;
 use swpt_trade::sharding::i16_hash;
 use swpt_trade::solver::testgen::{GenParams, random_turn};
-use swpt_trade::solver::{TurnInput, solve};
+use swpt_trade::solver::{MatcherKind, TurnInput, solve_with};
 use swpt_trade::turns::solver::{RollTurns, TurnSettings};
 
 const DB_NAME: &str = "swpt_bench_turn";
@@ -160,6 +160,14 @@ fn copy_floor() -> Duration {
     floor
 }
 
+/// The matcher of `TURN_BENCH_MATCHER` (`flow` or `greedy`; the default matcher otherwise).
+fn bench_matcher() -> MatcherKind {
+    std::env::var("TURN_BENCH_MATCHER")
+        .ok()
+        .and_then(|m| MatcherKind::parse(&m))
+        .unwrap_or_default()
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("TURN_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
@@ -175,7 +183,7 @@ fn main() {
         memory::reset_peak();
         let base = memory::peak_bytes();
         let started = Instant::now();
-        let alone = solve(&input).unwrap();
+        let alone = solve_with(&input, bench_matcher().matcher().as_mut()).unwrap();
         let engine = started.elapsed();
         let engine_peak = memory::peak_bytes().saturating_sub(base);
         let rows: usize = [
@@ -207,6 +215,7 @@ fn main() {
                     base_debtor_id: input.params.base_debtor_id,
                     max_distance_to_base: input.params.max_distance_to_base,
                     min_trade_amount: input.params.min_trade_amount,
+                    matcher: bench_matcher(),
                 },
             };
             let turn = {

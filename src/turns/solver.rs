@@ -42,6 +42,8 @@ pub struct TurnSettings {
     pub max_distance_to_base: i16,
     /// `MIN_TRADE_AMOUNT`.
     pub min_trade_amount: i64,
+    /// `APP_SOLVER_MATCHER`: which matcher solves the turns.
+    pub matcher: crate::solver::MatcherKind,
 }
 
 impl TurnSettings {
@@ -68,6 +70,7 @@ impl TurnSettings {
                 .context("BASE_DEBTOR_ID is not set (or is 0)")?,
             max_distance_to_base: t.max_distance_to_base,
             min_trade_amount: t.min_trade_amount,
+            matcher: t.matcher,
         })
     }
 }
@@ -178,10 +181,13 @@ impl RollTurns {
         let input = self.load_input(turn).await?;
         let loaded_ms = clock.elapsed().as_secs_f64() * 1000.0;
         let turn_id = turn.turn_id;
-        let output = tokio::task::spawn_blocking(move || crate::solver::solve(&input))
-            .await
-            .context("the solver task failed")?
-            .with_context(|| format!("cannot solve turn {turn_id}"))?;
+        let matcher = self.settings.matcher;
+        let output = tokio::task::spawn_blocking(move || {
+            crate::solver::solve_with(&input, matcher.matcher().as_mut())
+        })
+        .await
+        .context("the solver task failed")?
+        .with_context(|| format!("cannot solve turn {turn_id}"))?;
         let solved_ms = clock.elapsed().as_secs_f64() * 1000.0 - loaded_ms;
         let rows = &output.rows;
         let mut conn = self.pool.get().await?;

@@ -39,6 +39,7 @@ fn settings() -> TurnSettings {
         base_debtor_id: BASE,
         max_distance_to_base: 10,
         min_trade_amount: 1000,
+        matcher: Default::default(),
     }
 }
 

@@ -66,6 +66,7 @@ impl Network {
                 base_debtor_id: BASE,
                 max_distance_to_base: 10,
                 min_trade_amount: 1000,
+                matcher: Default::default(),
             },
         };
         let workers = shards
