@@ -342,7 +342,7 @@ async fn a_pass_publishes_every_type_as_the_reference_and_deletes_the_rows() {
 }
 
 #[tokio::test]
-async fn ids_beyond_32_bits_are_64_bit_headers_as_the_reference_sends_them() {
+async fn large_ids_and_real_amounts_are_sent_as_the_reference_sends_them() {
     let setup = Setup::new("#", true).await;
     let mut conn = setup.db.connect().await;
     let (creditor_id, debtor_id) = ((1 << 40) + 5, -(1 << 40));
@@ -353,6 +353,17 @@ async fn ids_beyond_32_bits_are_64_bit_headers_as_the_reference_sends_them() {
             ts: crate::outbox::ts(0),
             seqnum: -1,
             negligible_amount: 0.0,
+            config_data: String::new(),
+            config_flags: 0,
+        }
+        .into(),
+        // A `real` column that PostgreSQL prints as "0.1", which the reference reads as 0.1.
+        ConfigureAccount {
+            debtor_id,
+            creditor_id,
+            ts: crate::outbox::ts(0),
+            seqnum: 0,
+            negligible_amount: 0.1,
             config_data: String::new(),
             config_flags: 0,
         }
@@ -372,9 +383,9 @@ async fn ids_beyond_32_bits_are_64_bit_headers_as_the_reference_sends_them() {
     ];
     emit_all(&mut conn, &messages).await;
     let mut flusher = setup.flusher("#", false, 10_000);
-    assert_eq!(flusher.flush(&SignalKind::ALL).await.unwrap(), 2);
+    assert_eq!(flusher.flush(&SignalKind::ALL).await.unwrap(), 3);
     let smp = setup.take(SMP_QUEUE).await;
-    assert_eq!(smp.len(), 2);
+    assert_eq!(smp.len(), 3);
     let expected = [
         Published {
             message_type: "ConfigureAccount",
@@ -382,6 +393,17 @@ async fn ids_beyond_32_bits_are_64_bit_headers_as_the_reference_sends_them() {
             routing_key: "ff.ff.ff.00.00.00.00.00",
             mandatory: false,
             body: r#"{"type":"ConfigureAccount","debtor_id":-1099511627776,"creditor_id":1099511627781,"ts":"2024-05-01T12:00:00+00:00","seqnum":-1,"negligible_amount":0.0,"config_data":"","config_flags":0}"#,
+            headers: &[
+                ("creditor-id", I64(1_099_511_627_781)),
+                ("debtor-id", I64(-1_099_511_627_776)),
+            ],
+        },
+        Published {
+            message_type: "ConfigureAccount",
+            exchange: "creditors_out",
+            routing_key: "ff.ff.ff.00.00.00.00.00",
+            mandatory: false,
+            body: r#"{"type":"ConfigureAccount","debtor_id":-1099511627776,"creditor_id":1099511627781,"ts":"2024-05-01T12:00:00+00:00","seqnum":0,"negligible_amount":0.1,"config_data":"","config_flags":0}"#,
             headers: &[
                 ("creditor-id", I64(1_099_511_627_781)),
                 ("debtor-id", I64(-1_099_511_627_776)),

@@ -16,7 +16,7 @@ use swpt_trade::outbox::{FlushOptions, run_flushers};
 use tokio_util::sync::CancellationToken;
 
 use crate::flush::{Setup, TRADE_QUEUE, needed_collectors};
-use crate::flush_runs::{count_rows, env_of};
+use crate::flush_runs::{all_sent, count_rows, env_of};
 use crate::outbox::emit_all;
 use crate::util::{BrokerProxy, wait_for};
 
@@ -95,13 +95,7 @@ async fn a_failing_flusher_starts_again_after_a_pause() {
         .await
         .unwrap();
     assert!(
-        wait_for(10, async || count_rows(
-            &mut conn,
-            SignalKind::NeededCollector
-        )
-        .await
-            == 0)
-        .await,
+        all_sent(&mut conn, SignalKind::NeededCollector, 10).await,
         "not sent again"
     );
     stop.cancel();
@@ -203,13 +197,7 @@ async fn a_broken_broker_connection_loses_no_signal() {
     }
     assert!(closed > 0, "no connection was broken while flushing");
     assert!(
-        wait_for(60, async || count_rows(
-            &mut conn,
-            SignalKind::NeededCollector
-        )
-        .await
-            == 0)
-        .await,
+        all_sent(&mut conn, SignalKind::NeededCollector, 60).await,
         "not everything was sent"
     );
     // Every batch was confirmed before its rows were deleted: all of them are on their way.

@@ -1,15 +1,16 @@
 //! The flush commands as they run: the binary with `--quit-early`, and stop signals.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use swpt_trade::outbox::SignalKind;
+use tokio::process::Child;
 
 use crate::cli::run_binary;
 use crate::flush::{SMP_QUEUE, Setup, TRADE_QUEUE, needed_collectors};
 use crate::outbox::{emit_all, one_of_each, pending};
-use crate::util::{wait_for, wait_until};
+use crate::util::wait_for;
 
 /// The environment the binary needs for this setup's database and virtual host.
 pub fn env_of(setup: &Setup) -> Vec<(&'static str, String)> {
@@ -95,19 +96,21 @@ async fn a_failed_pass_with_quit_early_exits_1_and_keeps_the_rows() {
     );
 }
 
+/// Starts the binary; it is killed if the test ends first.
 fn spawn_flush(setup: &Setup, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_swpt-trade"))
         .args(args)
         .env_clear()
         .envs(env_of(setup))
         .stdout(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .expect("start swpt-trade")
 }
 
 fn terminate(child: &Child) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.id().unwrap().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -115,16 +118,9 @@ fn terminate(child: &Child) {
 
 /// Waits up to `limit` for `child` to exit and returns its exit code.
 async fn exit_code(child: &mut Child, limit: Duration) -> Option<i32> {
-    let mut status = None;
-    if !wait_until(limit, async || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    })
-    .await
-    {
-        child.kill().unwrap();
-        panic!("swpt-trade did not exit within {limit:?}");
-    }
+    let status = tokio::time::timeout(limit, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("swpt-trade did not exit within {limit:?}"));
     status.unwrap().code()
 }
 
@@ -141,6 +137,11 @@ pub async fn count_rows(conn: &mut AsyncPgConnection, kind: SignalKind) -> usize
     count.n as usize
 }
 
+/// Waits up to `secs` seconds until `kind`'s table is empty; whether it became empty.
+pub async fn all_sent(conn: &mut AsyncPgConnection, kind: SignalKind, secs: u64) -> bool {
+    wait_for(secs, async || count_rows(conn, kind).await == 0).await
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_flushers_with_status_0() {
     let setup = Setup::new("#", false).await;
@@ -148,13 +149,7 @@ async fn sigterm_stops_the_flushers_with_status_0() {
     emit_all(&mut conn, &needed_collectors(1..=20)).await;
     let mut child = spawn_flush(&setup, &["flush_all", "-w", "0.1", "-p", "2"]);
     assert!(
-        wait_for(30, async || count_rows(
-            &mut conn,
-            SignalKind::NeededCollector
-        )
-        .await
-            == 0)
-        .await,
+        all_sent(&mut conn, SignalKind::NeededCollector, 30).await,
         "not flushed"
     );
     terminate(&child);

@@ -262,20 +262,20 @@ async fn unneeded_accounts_are_discarded_never_created() {
     );
     // The reference's discarding: ts = now, seqnum 0, negligible amount 1e30, no config data,
     // and flags 0 | 1 (the default flags and "scheduled for deletion", not the account's).
-    let signals: Vec<(i64, i64, DateTime<Utc>, i32, f32, String, i32)> =
-        configure_account_signal::table
-            .select((
-                configure_account_signal::creditor_id,
-                configure_account_signal::debtor_id,
-                configure_account_signal::ts,
-                configure_account_signal::seqnum,
-                configure_account_signal::negligible_amount,
-                configure_account_signal::config_data,
-                configure_account_signal::config_flags,
-            ))
-            .load(conn)
-            .await
-            .unwrap();
+    type Signal = (i64, i64, DateTime<Utc>, i32, f32, String, i32);
+    let signals: Vec<Signal> = configure_account_signal::table
+        .select((
+            configure_account_signal::creditor_id,
+            configure_account_signal::debtor_id,
+            configure_account_signal::ts,
+            configure_account_signal::seqnum,
+            configure_account_signal::negligible_amount,
+            configure_account_signal::config_data,
+            configure_account_signal::config_flags,
+        ))
+        .load(conn)
+        .await
+        .unwrap();
     assert_eq!(signals, [(124, 666, now, 0, 1e30, String::new(), 1)]);
     assert_eq!(count(conn, "activate_collector_signal").await, 0);
     assert_eq!(count(conn, "discover_debtor_signal").await, 0);
