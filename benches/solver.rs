@@ -94,8 +94,8 @@ fn bench_turn(shape: &str, input: TurnInput, matchers: &[MatcherKind], csv: bool
         if kind == MatcherKind::Flow {
             println!(
                 "  flow: took {} | arcs {} on no cycle {} ({:.1} %) | components {} largest {} arcs \
-                 | scc {:.0} ms, flow {:.0} ms ({} phases, {} repair rounds, {} dust arcs), \
-                 top-up {:.0} ms | flow volume {:.6e}, greedy volume {:.6e} ({:.0} ms)",
+                 | scc {:.0} ms, flow {:.0} ms ({} phases, {} repair rounds, {} dust arcs) | \
+                 flow volume {:.6e}, greedy volume {:.6e} ({:.0} ms)",
                 m.matcher,
                 m.arcs,
                 m.arcs_on_no_cycle,
@@ -107,7 +107,6 @@ fn bench_turn(shape: &str, input: TurnInput, matchers: &[MatcherKind], csv: bool
                 m.phases,
                 m.repair_rounds,
                 m.dust_arcs,
-                m.top_up_ms,
                 m.flow_volume,
                 m.greedy_volume,
                 m.greedy_ms,

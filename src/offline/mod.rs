@@ -124,7 +124,6 @@ fn matcher(m: &MatchReport) -> serde_json::Value {
         "ms": {
             "scc": round(m.scc_ms),
             "flow": round(m.flow_ms),
-            "top_up": round(m.top_up_ms),
             "greedy": round(m.greedy_ms),
         },
     })

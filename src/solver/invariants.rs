@@ -201,14 +201,16 @@ fn market(input: &TurnInput) -> Market {
     Market::build(input, &registry.prepare().unwrap()).unwrap()
 }
 
-/// The flow matcher's own guarantees, beyond [`check`]: each trader receives the value it
-/// gives up to less than two tokens per leg, the volume is at most the LP bound (up to a token
-/// per order), and it is no less than the greedy's.
+/// The flow matcher's own guarantees, beyond [`check`]: when it takes the circulation's
+/// result, each trader receives the value it gives up to less than two tokens per leg; the
+/// volume is at most the LP bound (up to a token per order) and no less than the greedy's.
 fn check_flow(input: &TurnInput, out: &TurnOutput) {
     let m = market(input);
-    let v = violations(input, &m, &out.rows);
-    assert_eq!(v.total(), 0, "{v:?}");
     let s = &out.stats;
+    let v = violations(input, &m, &out.rows);
+    if s.matching.matcher == "flow" {
+        assert_eq!(v.total(), 0, "{v:?}");
+    }
     let slack: f64 = m.orders.iter().map(|o| m.price(o)).sum();
     assert!(
         s.traded_volume <= s.lp_bound + slack,

@@ -53,8 +53,6 @@ pub struct MatchReport {
     pub greedy_volume: f64,
     /// Milliseconds the greedy took.
     pub greedy_ms: f64,
-    /// Milliseconds spent topping the flow's result up with a greedy pass over what is left.
-    pub top_up_ms: f64,
 }
 
 /// A matching algorithm.
@@ -112,7 +110,7 @@ const MAX_PASSES: usize = 4;
 
 /// The market of what is left of each order (if some order has at least the minimum left and
 /// anything was filled), with the index of each of its orders in `market`.
-pub(crate) fn remaining(market: &Market, filled: &[i64]) -> Option<(Market, Vec<usize>)> {
+fn remaining(market: &Market, filled: &[i64]) -> Option<(Market, Vec<usize>)> {
     if filled.iter().all(|&f| f == 0) {
         return None;
     }

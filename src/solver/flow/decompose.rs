@@ -7,6 +7,9 @@
 //! removed cycle carries less than the arc's flow, so the other arcs of the cycle lose little;
 //! one that falls below its minimum in turn is emptied the same way.
 
+/// Nodes with at most this many arcs left look for one that closes a cycle.
+const SHORTCUT_DEGREE: u32 = 16;
+
 /// A decomposition of a circulation into cycles.
 struct Cycles {
     /// The flow of each cycle.
@@ -66,7 +69,21 @@ fn decompose(n: usize, arcs: &[(u32, u32, i64)], flows: &[i64]) -> Cycles {
                 path.pop();
                 continue;
             }
-            let j = out[cursor[v] as usize];
+            // From a node with few arcs (a trader), close a cycle if one of them leads back
+            // to the path, the latest such node first: short cycles disturb fewer arcs.
+            let mut j = out[cursor[v] as usize];
+            if end - cursor[v] <= SHORTCUT_DEGREE {
+                let mut best = None;
+                for &k in &out[cursor[v] as usize..end as usize] {
+                    let p = pos[arcs[k as usize].1 as usize];
+                    if left[k as usize] > 0 && p != OFF && best.is_none_or(|(q, _)| p > q) {
+                        best = Some((p, k));
+                    }
+                }
+                if let Some((_, k)) = best {
+                    j = k;
+                }
+            }
             let w = arcs[j as usize].1 as usize;
             path.push(j);
             if pos[w] == OFF {

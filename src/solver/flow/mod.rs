@@ -18,8 +18,6 @@
 //! 4. Tokens: each arc's flow becomes whole tokens (rounded down), then per currency one token
 //!    is added to (or taken from) the legs that lost the most to rounding until the currency
 //!    is sold as much as bought. Every leg is within two tokens of its flow.
-//! 5. Top-up: one pass of the greedy cycle search over what is left of every order, whose
-//!    cycles (every leg at least the minimum) are added.
 //!
 //! [`FlowMatcher`] also runs the greedy [`CycleMatcher`] on the other core and keeps whichever
 //! result trades more.
@@ -214,13 +212,8 @@ fn solve_flow(market: &Market, repair: bool) -> FlowResult {
             report,
         };
     }
-    let mut filled = tokens(market, &flows, scale).filter(|f| solved && is_valid(market, f));
-    if let Some(f) = filled.as_mut() {
-        let clock = Instant::now();
-        top_up(market, f);
-        report.top_up_ms = ms(clock);
-    }
-    let filled = filled.filter(|f| is_valid(market, f));
+    let filled = tokens(market, &flows, scale).filter(|f| solved && is_valid(market, f));
+
     report.flow_volume = filled
         .as_ref()
         .map_or(0.0, |f| super::traded_volume(market, f));
@@ -229,20 +222,6 @@ fn solve_flow(market: &Market, repair: bool) -> FlowResult {
         lp_bound,
         cycles,
         report,
-    }
-}
-
-/// Adds to `filled` what one pass of the greedy cycle search finds on what is left of every
-/// order: the repair leaves some capacity unused, and cycles through it whose every leg is at
-/// least the minimum are trades like any other.
-fn top_up(market: &Market, filled: &mut [i64]) {
-    let Some((rest, index)) = super::matching::remaining(market, filled) else {
-        return;
-    };
-    let graph = super::graph::OfferGraph::build(&rest);
-    let more = super::matching::cancel_cycles(&rest, &graph);
-    for (&k, &f) in index.iter().zip(&more.filled) {
-        filled[k] += f;
     }
 }
 

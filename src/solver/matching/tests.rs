@@ -165,7 +165,7 @@ fn no_cycles() {
     assert!(CycleMatcher.run(&m).filled.iter().all(|&f| f == 0));
 }
 
-/// Solver.md appendix A, "min-amount bottleneck": the reference makes a 60-unit leg in a
+/// The "min-amount bottleneck" (docs/turns.md#matching): the reference makes a 60-unit leg in a
 /// currency whose minimum is 100; we refuse that cycle.
 #[test]
 fn bottleneck_in_a_cheaper_currency() {
