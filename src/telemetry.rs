@@ -85,6 +85,20 @@ impl LogSettings {
 /// Installs the global subscriber. Third-party crates log warnings and above only (or the
 /// service's level, when that is higher), as in the reference.
 pub fn init(settings: LogSettings, command: &'static str) {
+    init_to(settings, command, Output::Stdout);
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output (the service's commands, as the reference).
+    Stdout,
+    /// Standard error (commands whose standard output is their result, e.g. `solve_offline`).
+    Stderr,
+}
+
+/// Installs the logger, writing to `output`.
+pub fn init_to(settings: LogSettings, command: &'static str, output: Output) {
     let others = settings.level.min(LevelFilter::WARN);
     let filter = Targets::new()
         .with_default(others)
@@ -94,7 +108,12 @@ pub fn init(settings: LogSettings, command: &'static str) {
             command,
             format: settings.format,
         })
-        .with_writer(std::io::stdout);
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            match output {
+                Output::Stdout => Box::new(std::io::stdout()),
+                Output::Stderr => Box::new(std::io::stderr()),
+            }
+        });
     // A second init (e.g. in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -41,7 +41,13 @@ pub fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_error(name, &e),
     };
-    telemetry::init(log_settings, name);
+    // `solve_offline` prints its JSON summary on stdout: its log lines go to stderr.
+    let output = if matches!(cli.command, Command::SolveOffline(_)) {
+        telemetry::Output::Stderr
+    } else {
+        telemetry::Output::Stdout
+    };
+    telemetry::init_to(log_settings, name, output);
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return config_error(name, &e),

@@ -161,13 +161,7 @@ fn log_lines_carry_the_command_in_both_formats() {
         "postgresql://postgres@127.0.0.1:1/none",
     )];
     let out = run_binary(
-        &[
-            "solve_offline",
-            "--input",
-            "/nonexistent",
-            "--output",
-            "/tmp",
-        ],
+        &["verify_shard_content"],
         &[("APP_LOG_FORMAT", "json"), bad_db[0]],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -175,10 +169,26 @@ fn log_lines_carry_the_command_in_both_formats() {
     let line = stdout.lines().next().expect("an error is logged");
     let record: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
     assert_eq!(record["levelname"], "ERROR");
-    assert_eq!(record["command"], "solve_offline");
+    assert_eq!(record["command"], "verify_shard_content");
     assert!(record["asctime"].as_str().unwrap().ends_with("+0000"));
-    assert!(record["message"].as_str().unwrap().contains("/nonexistent"));
+    assert!(!record["message"].as_str().unwrap().is_empty());
 
+    let out = run_binary(&["verify_shard_content"], &bad_db);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().next().expect("an error is logged");
+    assert!(
+        line.contains(":ERROR:swpt_trade.cli:[verify_shard_content] "),
+        "{line}"
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .starts_with("verify_shard_content: ")
+    );
+}
+
+#[test]
+fn solve_offline_keeps_stdout_for_its_summary_and_logs_to_stderr() {
     let out = run_binary(
         &[
             "solve_offline",
@@ -187,19 +197,23 @@ fn log_lines_carry_the_command_in_both_formats() {
             "--output",
             "/tmp",
         ],
-        &bad_db,
+        &[],
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let line = stdout.lines().next().expect("an error is logged");
+    assert_eq!(out.status.code(), Some(1));
     assert!(
-        line.contains(":ERROR:swpt_trade.cli:[solve_offline] "),
-        "{line}"
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
     );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
     assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .starts_with("solve_offline: ")
+        lines[0].contains(":ERROR:swpt_trade.cli:[solve_offline] ")
+            && lines[0].contains("/nonexistent"),
+        "{stderr}"
     );
+    assert!(lines[1].starts_with("solve_offline: "), "{stderr}");
 }
 
 /// Starts `await_migrations` on these databases, logging at level info; its stdout lines are
