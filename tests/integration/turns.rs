@@ -326,13 +326,10 @@ async fn no_turn_starts_outside_the_first_half_of_a_period() {
     let conn = &mut db.connect().await;
     let mut solver = solver(&db);
     // The starting point was 13 hours ago: in the second half of the day.
-    solver.settings.period_offset = solver
-        .settings
-        .period_offset
-        .saturating_sub(Duration::from_secs(13 * 3600));
-    if solver.settings.period_offset.is_zero() {
-        solver.settings.period_offset = Duration::from_secs(86_400 - 13 * 3600);
-    }
+    let day = Duration::from_secs(86_400);
+    let shifted = (solver.settings.period_offset + Duration::from_secs(11 * 3600)).as_micros()
+        % day.as_micros();
+    solver.settings.period_offset = Duration::from_micros(shifted as u64);
     solver.iteration().await.unwrap();
     assert!(turns(conn).await.is_empty());
     solver.settings.period = Duration::ZERO;
