@@ -11,9 +11,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 
+use super::after;
 use super::schedule::can_start_new_turn;
 use crate::config::Config;
 use crate::db::SolverPool;
@@ -73,14 +74,6 @@ impl TurnSettings {
             matcher: t.matcher,
         })
     }
-}
-
-/// `at + d`, checked (settings are bounded at start-up, so this fails only on a broken clock).
-fn after(at: DateTime<Utc>, d: Duration) -> anyhow::Result<DateTime<Utc>> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| at.checked_add_signed(d))
-        .with_context(|| format!("{at} + {d:?} is out of range"))
 }
 
 /// The solver's turn loop: one [`Job::run_once`] is one iteration.

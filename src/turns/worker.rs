@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 
+use super::after;
 use crate::config::Config;
 use crate::db::solver::turns::{self as solver_db, RESULT_TABLES_BY_HASH, ShardRow};
 use crate::db::worker::turns::{
@@ -72,14 +73,6 @@ impl WorkerTurnSettings {
             )?,
         })
     }
-}
-
-/// `at + d`, checked.
-fn after(at: DateTime<Utc>, d: Duration) -> anyhow::Result<DateTime<Utc>> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| at.checked_add_signed(d))
-        .with_context(|| format!("{at} + {d:?} is out of range"))
 }
 
 /// Clamps into `[−(2^63 − 1), 2^63 − 1]` (the reference's `contain_principal_overflow`).
