@@ -20,6 +20,16 @@ use crate::messages::{IncomingMessage, ShardingRealm, decode_delivery};
 /// handler) before it is dead-lettered.
 pub const MAX_POISON_FAILURES: u32 = 3;
 
+/// How long a handler task that has seen a message of another shard goes on handling the
+/// deliveries that keep arriving before the consumer restarts.
+const MISROUTED_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A message of another shard: never acknowledged, it makes the consumer restart (the
+/// reference's fatal error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Misrouted(String);
+
 /// A handler task.
 pub(super) struct BatchHandler<H> {
     pub handler: Arc<H>,
@@ -44,10 +54,23 @@ impl<H: HandleMessages> BatchHandler<H> {
         rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
         failed: CancellationToken,
     ) -> anyhow::Result<()> {
+        // A message of another shard fails the consumer, but only once the deliveries that are
+        // already here have been handled: the restart would otherwise send them back too.
+        let mut misrouted: Option<anyhow::Error> = None;
         loop {
             let batch = {
                 let mut rx = rx.lock().await;
-                let Some(first) = rx.recv().await else {
+                let next = match misrouted {
+                    None => rx.recv().await,
+                    Some(_) => tokio::time::timeout(MISROUTED_GRACE, rx.recv())
+                        .await
+                        .unwrap_or(None),
+                };
+                let Some(first) = next else {
+                    if let Some(e) = misrouted {
+                        failed.cancel();
+                        return Err(e);
+                    }
                     return Ok(());
                 };
                 let mut batch = vec![first];
@@ -64,9 +87,16 @@ impl<H: HandleMessages> BatchHandler<H> {
                 let message = crate::jobs::panic_message(&*payload);
                 Err(anyhow::anyhow!("a handler task panicked: {message}"))
             });
-            if let Err(e) = result {
-                failed.cancel();
-                return Err(e);
+            match result {
+                Ok(()) => {}
+                Err(e) if e.downcast_ref::<Misrouted>().is_some() => {
+                    tracing::error!("{e}");
+                    misrouted.get_or_insert(e);
+                }
+                Err(e) => {
+                    failed.cancel();
+                    return Err(e);
+                }
             }
         }
     }
@@ -88,11 +118,11 @@ impl<H: HandleMessages> BatchHandler<H> {
                 }
                 Ok(m) if !m.belongs_to(&self.realm) => {
                     misrouted.get_or_insert_with(|| {
-                        anyhow::anyhow!(
+                        anyhow::Error::new(Misrouted(format!(
                             "The server is not responsible for this shard ({} message, routing key \"{}\").",
                             m.message_type(),
                             delivery.routing_key
-                        )
+                        )))
                     });
                 }
                 Ok(m) if !self.handler.has_handler(&m) => {
