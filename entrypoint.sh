@@ -33,7 +33,8 @@ case "$1" in
         | flush_candidate_offers | flush_needed_collectors | flush_revise_account_locks \
         | flush_trigger_transfers | flush_account_id_requests | flush_account_id_responses \
         | fetch_debtor_infos | trigger_transfers | subscribe | unsubscribe | delete_queue \
-        | verify_shard_content | solve_offline | scan_all \
+        | verify_shard_content | solve_offline | roll_turns | roll_worker_turns \
+        | roll_transfers | handle_pristine_collectors | scan_all \
         | scan_debtor_info_documents | scan_debtor_locator_claims | scan_trading_policies \
         | scan_worker_accounts | scan_interest_rate_changes | scan_needed_worker_accounts \
         | scan_recently_needed_collectors | scan_account_locks | scan_creditor_participations \

@@ -15,6 +15,8 @@ pub enum Command {
     RollTurns(RollTurnsArgs),
     /// Runs this worker's part of the trading turns (its sub-phases).
     RollWorkerTurns(WaitArgs),
+    /// Runs this worker's transfers of solved turns (collecting, sending, dispatching).
+    RollTransfers(RollTransfersArgs),
     /// Starts a worker server for one database shard (all its processes). Run exactly one per
     /// worker database.
     Worker,
@@ -175,7 +177,7 @@ pub struct FetchArgs {
 }
 
 /// Options of `trigger_transfers`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct PeriodicArgs {
     /// Number of processes (TRIGGER_TRANSFERS_PROCESSES); 0 makes the command idle.
     #[arg(short = 'p', long)]
@@ -212,6 +214,17 @@ pub struct WaitArgs {
     #[arg(short = 'w', long)]
     pub wait: Option<f64>,
     /// Run one iteration, then exit (for tests).
+    #[arg(long)]
+    pub quit_early: bool,
+}
+
+/// Options of `roll_transfers`.
+#[derive(Debug, Default, Args)]
+pub struct RollTransfersArgs {
+    /// Seconds between two passes (default: TRANSFERS_HEALTHY_MAX_COMMIT_DELAY / 12).
+    #[arg(short = 'w', long)]
+    pub wait: Option<f64>,
+    /// Run one pass, then exit (for tests).
     #[arg(long)]
     pub quit_early: bool,
 }

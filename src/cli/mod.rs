@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod flush;
 pub mod pristine;
 pub mod scan;
+pub mod transfers;
 pub mod turns;
 pub mod verify_shard;
 pub mod worker;
@@ -169,8 +170,14 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
         Command::ScanAll => runtime()?.block_on(scan::run_all(&config, name)),
         Command::SolveOffline(args) => crate::offline::run(&args).map(|()| ExitCode::SUCCESS),
         Command::FetchDebtorInfos(args) => runtime()?.block_on(fetch::run(args, &config, name)),
-        // The admin API and transfers come with the admin-API and transfer work.
-        Command::Webserver | Command::TriggerTransfers(_) => Ok(not_implemented(name)),
+        Command::RollTransfers(args) => {
+            runtime()?.block_on(transfers::run_roll(args, &config, name))
+        }
+        Command::TriggerTransfers(args) => {
+            runtime()?.block_on(transfers::run_trigger(args, &config, name))
+        }
+        // The admin API comes with the admin-API work.
+        Command::Webserver => Ok(not_implemented(name)),
     }
 }
 

@@ -1,9 +1,11 @@
-//! `worker`: everything one shard's worker runs, in one process under one [`Runner`] — for
-//! now the message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`), the
+//! `worker`: everything one shard's worker runs, in one process under one [`Runner`]: the
+//! message consumers (`PROTOCOL_BROKER_PROCESSES` × `PROTOCOL_BROKER_THREADS`), the
 //! outbox flushers (`FLUSH_PROCESSES`, every `FLUSH_PERIOD`), the debtor-info fetchers
 //! (`HTTP_FETCH_PROCESSES`, every `HTTP_FETCH_PERIOD`), the 15 table scanners,
-//! `handle_pristine_collectors`
-//! (every `HANDLE_PRISTINE_COLLECTORS_PERIOD`) and `roll_worker_turns` (every
+//! `roll_transfers` (every `TRANSFERS_HEALTHY_MAX_COMMIT_DELAY / 12`), `trigger_transfers`
+//! (`TRIGGER_TRANSFERS_PROCESSES`, every `TRIGGER_TRANSFERS_PERIOD`), and with
+//! `SOLVER_POSTGRES_URL` `handle_pristine_collectors` (every
+//! `HANDLE_PRISTINE_COLLECTORS_PERIOD`) and `roll_worker_turns` (every
 //! `APP_ROLL_WORKER_TURNS_WAIT`). SIGTERM stops taking new
 //! messages, finishes what is in flight (and the current flush pass) within
 //! `APP_SHUTDOWN_TIMEOUT`, then exits 0.
@@ -51,6 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         "worker",
     )?;
     crate::scanners::spawn_all(&runner, &config, &scan_pool)?;
+    super::transfers::spawn(&runner, &config, "worker")?;
     if config.db.solver_url.is_some() {
         let args = super::PristineArgs::default();
         let (job, schedule) = super::pristine::job(&args, &config, "worker")?;

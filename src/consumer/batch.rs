@@ -125,10 +125,6 @@ impl<H: HandleMessages> BatchHandler<H> {
                         )))
                     });
                 }
-                Ok(m) if !self.handler.has_handler(&m) => {
-                    tracing::error!("no handler yet for {}", m.message_type());
-                    reject(&delivery).await;
-                }
                 Ok(m) => valid.push((delivery, m)),
             }
         }

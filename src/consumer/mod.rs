@@ -68,9 +68,6 @@ impl ConsumerSettings {
 /// What the consumer does with a valid message of its shard. [`Handlers`] is the service's;
 /// tests may wrap it.
 pub trait HandleMessages: Send + Sync + 'static {
-    /// Whether the message's type has a handler; messages without one are dead-lettered.
-    fn has_handler(&self, message: &IncomingMessage) -> bool;
-
     /// Applies `message` within the caller's transaction.
     fn handle(
         &self,
@@ -84,23 +81,13 @@ pub trait HandleMessages: Send + Sync + 'static {
 pub type Handlers = handlers::Context;
 
 impl HandleMessages for Handlers {
-    fn has_handler(&self, message: &IncomingMessage) -> bool {
-        handlers::handler(message).is_some()
-    }
-
     async fn handle(
         &self,
         conn: &mut AsyncPgConnection,
         message: &IncomingMessage,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
-        match handlers::handler(message) {
-            Some(handler) => handler.run(conn, self, now).await,
-            None => Err(HandlerError::Fatal(format!(
-                "no handler for {}",
-                message.message_type()
-            ))),
-        }
+        handlers::handler(message).run(conn, self, now).await
     }
 }
 

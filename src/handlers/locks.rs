@@ -1,6 +1,7 @@
 //! Account locks (see `docs/turns.md#account-locks`): `CandidateOffer` initiates a lock and
 //! asks the accounting authority to prepare a transfer; `PreparedTransfer` and
-//! `RejectedTransfer` answer it; `ReviseAccountLock` applies the solver's decision in phase 3.
+//! `RejectedTransfer` answer it; `ReviseAccountLock` applies the solver's decision in phase 3;
+//! the turn's `AccountTransfer`s release it.
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use diesel_async::AsyncPgConnection;
@@ -10,16 +11,13 @@ use super::HandlerError;
 use crate::config::Config;
 use crate::db::worker::locks::{self as db, InitiatedLock, Settlement};
 use crate::messages::{
-    CandidateOffer, FinalizeTransfer, PrepareTransfer, PreparedTransfer, RejectedTransfer,
-    ReviseAccountLock,
+    AGENT_COORDINATOR_TYPE, CandidateOffer, FinalizeTransfer, PrepareTransfer, PreparedTransfer,
+    RejectedTransfer, ReviseAccountLock,
 };
 use crate::outbox;
 use crate::transfers::{
     AGENT_TRANSFER_NOTE_FORMAT, TransferNote, collector_trade_position, contained_ceil, demurrage,
 };
-
-/// The only coordinator type of this service's transfers.
-const CT_AGENT: &str = "agent";
 
 /// The "no deadline" of a `PrepareTransfer`, and of a turn without a collection deadline.
 fn t_infinity() -> DateTime<Utc> {
@@ -117,42 +115,40 @@ pub async fn candidate_offer(
     Ok(())
 }
 
-/// `RejectedTransfer`: the lock that asked for the transfer is deleted if still initiated
-/// (and of the same account). Rejections of transfer attempts come with the transfers.
-pub async fn rejected_transfer(
+/// `RejectedTransfer` through the lock that asked for the transfer: the lock is deleted if
+/// still initiated (and of the same account). Returns whether a lock asked for it.
+pub(super) async fn rejected_through_lock(
     conn: &mut AsyncPgConnection,
     m: &RejectedTransfer,
-) -> Result<(), HandlerError> {
-    check_agent(&m.coordinator_type)?;
-    if let Some(lock) =
-        db::lock_of_request(conn, m.coordinator_id, m.coordinator_request_id).await?
-        && lock.is_initiated()
-        && lock.debtor_id == m.debtor_id
-        && lock.creditor_id == m.creditor_id
-    {
+) -> Result<bool, HandlerError> {
+    let Some(lock) = db::lock_of_request(conn, m.coordinator_id, m.coordinator_request_id).await?
+    else {
+        return Ok(false);
+    };
+    if lock.is_initiated() && lock.debtor_id == m.debtor_id && lock.creditor_id == m.creditor_id {
         db::delete_lock(conn, lock.creditor_id, lock.debtor_id).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
-/// `PreparedTransfer`: through the lock that asked for it — an initiated lock becomes
+/// `PreparedTransfer` through the lock that asked for it — an initiated lock becomes
 /// prepared (a seller's amount is what the locked amount is worth after the worst demurrage
 /// until the collection deadline), or is deleted when the deadline or the demurrage rate is
-/// unacceptable; a settled seller lock sends its commit again. Every other prepared
-/// transfer is dismissed (committed amount 0), so that nothing stays locked.
-pub async fn prepared_transfer(
+/// unacceptable; a settled seller lock sends its commit again. Any other prepared transfer
+/// of the lock's request is dismissed (committed amount 0), so that nothing stays locked.
+/// Returns whether a lock asked for the transfer.
+pub(super) async fn prepared_through_lock(
     conn: &mut AsyncPgConnection,
     config: &Config,
     m: &PreparedTransfer,
     now: DateTime<Utc>,
-) -> Result<(), HandlerError> {
-    check_agent(&m.coordinator_type)?;
+) -> Result<bool, HandlerError> {
     let found =
         db::lock_of_request_with_deadline(conn, m.coordinator_id, m.coordinator_request_id).await?;
-    if let Some((lock, collection_deadline)) = found
-        && lock.debtor_id == m.debtor_id
-        && lock.creditor_id == m.creditor_id
-    {
+    let Some((lock, collection_deadline)) = found else {
+        return Ok(false);
+    };
+    if lock.debtor_id == m.debtor_id && lock.creditor_id == m.creditor_id {
         if lock.is_initiated() {
             let min_deadline = collection_deadline.unwrap_or_else(t_infinity);
             if m.deadline < min_deadline || m.demurrage_rate < config.worker.min_demurrage_rate {
@@ -174,11 +170,11 @@ pub async fn prepared_transfer(
                     amount,
                 )
                 .await?;
-                return Ok(());
+                return Ok(true);
             }
         } else if lock.is_prepared() {
             if lock.transfer_id == Some(m.transfer_id) {
-                return Ok(());
+                return Ok(true);
             }
         } else if lock.transfer_id == Some(m.transfer_id) && lock.amount < 0 {
             // Settled: the seller's commit may have been lost; send it again.
@@ -198,23 +194,11 @@ pub async fn prepared_transfer(
                 },
             )
             .await?;
-            return Ok(());
+            return Ok(true);
         }
     }
-    // Prepared transfers of transfer attempts come with the transfers; until then nothing
-    // else claims a prepared transfer.
-    dismiss(
-        conn,
-        Dismissal {
-            creditor_id: m.creditor_id,
-            debtor_id: m.debtor_id,
-            transfer_id: m.transfer_id,
-            coordinator_id: m.coordinator_id,
-            coordinator_request_id: m.coordinator_request_id,
-        },
-        now,
-    )
-    .await
+    dismiss(conn, Dismissal::of_prepared(m), now).await?;
+    Ok(true)
 }
 
 /// `ReviseAccountLock`: applies the solver's decision for the account to its lock of the
@@ -311,16 +295,29 @@ pub async fn revise_account_lock(
 
 /// A prepared transfer to give up.
 #[derive(Debug, Clone, Copy)]
-struct Dismissal {
-    creditor_id: i64,
-    debtor_id: i64,
-    transfer_id: i64,
-    coordinator_id: i64,
-    coordinator_request_id: i64,
+pub(super) struct Dismissal {
+    pub creditor_id: i64,
+    pub debtor_id: i64,
+    pub transfer_id: i64,
+    pub coordinator_id: i64,
+    pub coordinator_request_id: i64,
+}
+
+impl Dismissal {
+    /// The transfer of a `PreparedTransfer` message.
+    pub fn of_prepared(m: &PreparedTransfer) -> Self {
+        Self {
+            creditor_id: m.creditor_id,
+            debtor_id: m.debtor_id,
+            transfer_id: m.transfer_id,
+            coordinator_id: m.coordinator_id,
+            coordinator_request_id: m.coordinator_request_id,
+        }
+    }
 }
 
 /// Gives up a prepared transfer: `FinalizeTransfer` with committed amount 0 and no note.
-async fn dismiss(
+pub(super) async fn dismiss(
     conn: &mut AsyncPgConnection,
     d: Dismissal,
     now: DateTime<Utc>,
@@ -345,8 +342,8 @@ async fn dismiss(
 
 /// Transfers of other coordinators never reach this service's queues; one that does is a
 /// broken expectation.
-fn check_agent(coordinator_type: &str) -> Result<(), HandlerError> {
-    if coordinator_type == CT_AGENT {
+pub(super) fn check_agent(coordinator_type: &str) -> Result<(), HandlerError> {
+    if coordinator_type == AGENT_COORDINATOR_TYPE {
         Ok(())
     } else {
         Err(HandlerError::Fatal(format!(

@@ -1,8 +1,8 @@
 //! What each incoming message does to the worker database (see
 //! `docs/messages.md#incoming-messages`).
 //!
-//! [`handler`] decides, in one exhaustive `match`, which handler a message has — or that its
-//! type has none yet, in which case the consumer dead-letters it. A handler runs inside a
+//! [`handler`] decides, in one exhaustive `match`, which handler a message has (every type
+//! has one). A handler runs inside a
 //! transaction that the consumer opens (possibly together with other messages); it writes its
 //! outgoing messages to the outbox in that same transaction. Every handler is idempotent and
 //! tolerates reordering.
@@ -11,6 +11,7 @@ mod accounts;
 mod collectors;
 mod debtors;
 mod locks;
+mod transfers;
 
 use std::sync::Arc;
 
@@ -20,11 +21,14 @@ use diesel_async::AsyncPgConnection;
 use crate::config::Config;
 use crate::db::retry::{self, Retryable};
 use crate::db::worker::policies;
+use crate::db::worker::transfers::Stage;
 use crate::db::{PoolSettings, SolverPool};
 use crate::messages::{
-    AccountPurge, AccountUpdate, ActivateCollector, CandidateOffer, ConfirmDebtor, DiscoverDebtor,
-    FetchDebtorInfo, IncomingMessage, NeededCollector, PreparedTransfer, RejectedConfig,
-    RejectedTransfer, ReviseAccountLock, StoreDocument, UpdatedFlags, UpdatedLedger, UpdatedPolicy,
+    AccountIdRequest, AccountIdResponse, AccountPurge, AccountTransfer, AccountUpdate,
+    ActivateCollector, CandidateOffer, ConfirmDebtor, DiscoverDebtor, FetchDebtorInfo,
+    FinalizedTransfer, IncomingMessage, NeededCollector, PreparedTransfer, RejectedConfig,
+    RejectedTransfer, ReviseAccountLock, StartDispatching, StartSending, StoreDocument,
+    TriggerTransfer, UpdatedFlags, UpdatedLedger, UpdatedPolicy,
 };
 
 /// What the handlers need besides the worker database connection of their transaction.
@@ -105,7 +109,7 @@ impl HandlerError {
     }
 }
 
-/// The handler of a message: one variant per message type that has one.
+/// The handler of a message: one variant per message type.
 #[derive(Debug, Clone, Copy)]
 pub enum Handler<'a> {
     /// `RejectedConfig`: logged.
@@ -134,43 +138,56 @@ pub enum Handler<'a> {
     ConfirmDebtor(&'a ConfirmDebtor),
     /// `CandidateOffer`: locks a customer account for a turn.
     CandidateOffer(&'a CandidateOffer),
-    /// `PreparedTransfer`: an account lock's transfer is prepared; any other is dismissed.
+    /// `PreparedTransfer`: an account lock's or a transfer attempt's transfer is prepared;
+    /// any other is dismissed.
     PreparedTransfer(&'a PreparedTransfer),
-    /// `RejectedTransfer`: an account lock's transfer was refused.
+    /// `RejectedTransfer`: an account lock's or a transfer attempt's transfer was refused.
     RejectedTransfer(&'a RejectedTransfer),
+    /// `FinalizedTransfer`: a transfer attempt's transfer ended.
+    FinalizedTransfer(&'a FinalizedTransfer),
+    /// `AccountTransfer`: a committed turn transfer of one of the shard's accounts.
+    AccountTransfer(&'a AccountTransfer),
     /// `ReviseAccountLock`: the solver's decision applied to an account lock.
     ReviseAccountLock(&'a ReviseAccountLock),
+    /// `StartSending`: a collector's collecting is over.
+    StartSending(&'a StartSending),
+    /// `StartDispatching`: a collector's sending and receiving are over.
+    StartDispatching(&'a StartDispatching),
+    /// `AccountIdRequest`: a collector asks for a recipient's account ID.
+    AccountIdRequest(&'a AccountIdRequest),
+    /// `AccountIdResponse`: a recipient's account ID for a transfer attempt.
+    AccountIdResponse(&'a AccountIdResponse),
+    /// `TriggerTransfer`: a transfer attempt's back-off pause is over.
+    TriggerTransfer(&'a TriggerTransfer),
 }
 
-/// The handler of `message`, or `None` when its type has no handler yet (such messages are
-/// dead-lettered with the log line `no handler yet for <type>`).
-pub fn handler(message: &IncomingMessage) -> Option<Handler<'_>> {
+/// The handler of `message`.
+pub fn handler(message: &IncomingMessage) -> Handler<'_> {
     use IncomingMessage as M;
     match message {
-        M::RejectedConfig(m) => Some(Handler::RejectedConfig(m)),
-        M::AccountUpdate(m) => Some(Handler::AccountUpdate(m)),
-        M::AccountPurge(m) => Some(Handler::AccountPurge(m)),
-        M::UpdatedLedger(m) => Some(Handler::UpdatedLedger(m)),
-        M::UpdatedPolicy(m) => Some(Handler::UpdatedPolicy(m)),
-        M::UpdatedFlags(m) => Some(Handler::UpdatedFlags(m)),
-        M::NeededCollector(m) => Some(Handler::NeededCollector(m)),
-        M::ActivateCollector(m) => Some(Handler::ActivateCollector(m)),
-        M::FetchDebtorInfo(m) => Some(Handler::FetchDebtorInfo(m)),
-        M::StoreDocument(m) => Some(Handler::StoreDocument(m)),
-        M::DiscoverDebtor(m) => Some(Handler::DiscoverDebtor(m)),
-        M::ConfirmDebtor(m) => Some(Handler::ConfirmDebtor(m)),
-        M::CandidateOffer(m) => Some(Handler::CandidateOffer(m)),
-        M::PreparedTransfer(m) => Some(Handler::PreparedTransfer(m)),
-        M::RejectedTransfer(m) => Some(Handler::RejectedTransfer(m)),
-        M::ReviseAccountLock(m) => Some(Handler::ReviseAccountLock(m)),
-        // Turns and transfers: handlers come with the trading-turn and transfer work.
-        M::AccountTransfer(_)
-        | M::FinalizedTransfer(_)
-        | M::TriggerTransfer(_)
-        | M::AccountIdRequest(_)
-        | M::AccountIdResponse(_)
-        | M::StartSending(_)
-        | M::StartDispatching(_) => None,
+        M::RejectedConfig(m) => Handler::RejectedConfig(m),
+        M::AccountUpdate(m) => Handler::AccountUpdate(m),
+        M::AccountPurge(m) => Handler::AccountPurge(m),
+        M::UpdatedLedger(m) => Handler::UpdatedLedger(m),
+        M::UpdatedPolicy(m) => Handler::UpdatedPolicy(m),
+        M::UpdatedFlags(m) => Handler::UpdatedFlags(m),
+        M::NeededCollector(m) => Handler::NeededCollector(m),
+        M::ActivateCollector(m) => Handler::ActivateCollector(m),
+        M::FetchDebtorInfo(m) => Handler::FetchDebtorInfo(m),
+        M::StoreDocument(m) => Handler::StoreDocument(m),
+        M::DiscoverDebtor(m) => Handler::DiscoverDebtor(m),
+        M::ConfirmDebtor(m) => Handler::ConfirmDebtor(m),
+        M::CandidateOffer(m) => Handler::CandidateOffer(m),
+        M::PreparedTransfer(m) => Handler::PreparedTransfer(m),
+        M::RejectedTransfer(m) => Handler::RejectedTransfer(m),
+        M::FinalizedTransfer(m) => Handler::FinalizedTransfer(m),
+        M::AccountTransfer(m) => Handler::AccountTransfer(m),
+        M::ReviseAccountLock(m) => Handler::ReviseAccountLock(m),
+        M::StartSending(m) => Handler::StartSending(m),
+        M::StartDispatching(m) => Handler::StartDispatching(m),
+        M::AccountIdRequest(m) => Handler::AccountIdRequest(m),
+        M::AccountIdResponse(m) => Handler::AccountIdResponse(m),
+        M::TriggerTransfer(m) => Handler::TriggerTransfer(m),
     }
 }
 
@@ -200,9 +217,23 @@ impl Handler<'_> {
             Self::DiscoverDebtor(m) => debtors::discover_debtor(conn, config, m, now).await,
             Self::ConfirmDebtor(m) => debtors::confirm_debtor(conn, config, m, now).await,
             Self::CandidateOffer(m) => locks::candidate_offer(conn, config, m, now).await,
-            Self::PreparedTransfer(m) => locks::prepared_transfer(conn, config, m, now).await,
-            Self::RejectedTransfer(m) => locks::rejected_transfer(conn, m).await,
+            Self::PreparedTransfer(m) => transfers::prepared_transfer(conn, config, m, now).await,
+            Self::RejectedTransfer(m) => transfers::rejected_transfer(conn, config, m, now).await,
+            Self::FinalizedTransfer(m) => transfers::finalized_transfer(conn, config, m, now).await,
+            Self::AccountTransfer(m) => transfers::account_transfer(conn, config, m, now).await,
             Self::ReviseAccountLock(m) => locks::revise_account_lock(conn, m, now).await,
+            Self::StartSending(m) => {
+                transfers::start_stage(conn, transfers::sending_key(m), Stage::Sending, now).await
+            }
+            Self::StartDispatching(m) => {
+                let key = transfers::dispatching_key(m);
+                transfers::start_stage(conn, key, Stage::Dispatching, now).await
+            }
+            Self::AccountIdRequest(m) => transfers::account_id_request_handler(conn, m, now).await,
+            Self::AccountIdResponse(m) => {
+                transfers::account_id_response(conn, config, m, now).await
+            }
+            Self::TriggerTransfer(m) => transfers::trigger_transfer(conn, config, m, now).await,
         }
     }
 }

@@ -95,6 +95,14 @@ macro_rules! incoming_messages {
             )*
         }
 
+        $(
+            impl From<$name> for IncomingMessage {
+                fn from(m: $name) -> Self {
+                    Self::$name(m)
+                }
+            }
+        )*
+
         impl IncomingMessage {
             /// Every accepted message type, in the reference's order.
             pub const TYPES: &'static [&'static str] = &[$($name::TYPE),*];

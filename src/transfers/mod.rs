@@ -1,12 +1,18 @@
-//! Pure helpers of a turn's transfers (see `docs/turns.md#transfers`): the transfer notes
-//! that name a turn's transfers, and the demurrage a locked or collected amount may suffer.
-//! No I/O; the handlers of account locks and transfer attempts use them.
+//! A turn's transfers (see `docs/turns.md#transfers`): the transfer notes that name them, the
+//! demurrage a locked or collected amount may suffer and the rules of transfer attempts (pure,
+//! no I/O), and the worker's two transfer jobs — `roll_transfers` ([`RollTransfers`]) and
+//! `trigger_transfers` ([`TriggerTransfers`]).
 
+pub mod attempts;
 pub mod demurrage;
 pub mod notes;
+mod rolling;
+mod triggering;
 
 pub use demurrage::{contained_ceil, demurrage};
 pub use notes::{AGENT_TRANSFER_NOTE_FORMAT, NoteKind, TransferNote};
+pub use rolling::RollTransfers;
+pub use triggering::TriggerTransfers;
 
 use chrono::NaiveDate;
 

@@ -19,7 +19,7 @@ pub fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .expect("run swpt-trade")
 }
 
-const DOCUMENTED_COMMANDS: [&str; 46] = [
+const DOCUMENTED_COMMANDS: [&str; 47] = [
     "solver",
     "worker",
     "webserver",
@@ -49,6 +49,7 @@ const DOCUMENTED_COMMANDS: [&str; 46] = [
     "verify_shard_content",
     "roll_turns",
     "roll_worker_turns",
+    "roll_transfers",
     "handle_pristine_collectors",
     "scan_all",
     "scan_debtor_info_documents",
@@ -144,14 +145,12 @@ fn a_database_url_is_required_where_it_is_used() {
 
 #[test]
 fn commands_of_later_issues_say_so() {
-    for command in ["webserver", "trigger_transfers"] {
-        let out = run_binary(&[command], &[]);
-        assert_eq!(out.status.code(), Some(2), "{command}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).trim(),
-            format!("{command}: not implemented yet")
-        );
-    }
+    let out = run_binary(&["webserver"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "webserver: not implemented yet"
+    );
 }
 
 #[test]
@@ -324,4 +323,39 @@ async fn await_migrations_waits_until_both_databases_are_migrated() {
         "All database migrations have been applied."
     ));
     for_worker.kill().await.unwrap();
+}
+
+#[test]
+fn the_image_entrypoint_runs_every_documented_command_with_the_binary() {
+    let dir = std::env::temp_dir().join(format!("swpt-entrypoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stub = dir.join("swpt-trade");
+    std::fs::write(&stub, "#!/bin/sh\necho \"binary: $*\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", dir.display());
+    let entrypoint = concat!(env!("CARGO_MANIFEST_DIR"), "/entrypoint.sh");
+    for command in DOCUMENTED_COMMANDS.iter().chain(&["solve_offline"]) {
+        let out = Command::new("sh")
+            .args([entrypoint, command, "--quit-early"])
+            .env_clear()
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.trim(),
+            format!("binary: {command} --quit-early"),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new("sh")
+        .args([entrypoint, "echo", "verbatim"])
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "verbatim");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -82,7 +82,7 @@ impl Dbs {
 }
 
 async fn handle(conn: &mut AsyncPgConnection, context: &Handlers, m: IncomingMessage) {
-    let handler = handlers::handler(&m).expect("a handler");
+    let handler = handlers::handler(&m);
     let now = Utc::now();
     conn.transaction(async |conn| handler.run(conn, context, now).await)
         .await

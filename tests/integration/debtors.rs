@@ -36,7 +36,7 @@ async fn handle_at(
     m: IncomingMessage,
     now: DateTime<Utc>,
 ) {
-    let handler = handlers::handler(&m).expect("a handler");
+    let handler = handlers::handler(&m);
     conn.transaction(async |conn| handler.run(conn, context, now).await)
         .await
         .expect("handled");

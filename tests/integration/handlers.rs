@@ -62,7 +62,7 @@ async fn handle(
     m: IncomingMessage,
     now: DateTime<Utc>,
 ) {
-    let handler = handlers::handler(&m).expect("the message type has a handler");
+    let handler = handlers::handler(&m);
     let context = handlers::Context {
         config: std::sync::Arc::new(config.clone()),
         solver: None,

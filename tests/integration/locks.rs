@@ -63,7 +63,7 @@ impl Worker {
     }
 
     async fn try_handle(&mut self, m: IncomingMessage) -> Result<(), HandlerError> {
-        let handler = handlers::handler(&m).expect("a handler");
+        let handler = handlers::handler(&m);
         let context = &self.context;
         self.conn
             .transaction(async |conn| handler.run(conn, context, now()).await)

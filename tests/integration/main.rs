@@ -17,6 +17,7 @@ mod robustness;
 mod scanners;
 mod schema;
 mod topology;
+mod transfers;
 mod turns;
 mod util;
 mod verify_shard;

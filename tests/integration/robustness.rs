@@ -37,10 +37,6 @@ struct Wrapped {
 }
 
 impl HandleMessages for Wrapped {
-    fn has_handler(&self, message: &IncomingMessage) -> bool {
-        self.inner.has_handler(message)
-    }
-
     async fn handle(
         &self,
         conn: &mut AsyncPgConnection,

@@ -11,4 +11,5 @@ pub mod policies;
 pub mod scans;
 pub mod schema;
 pub mod shard;
+pub mod transfers;
 pub mod turns;
