@@ -179,21 +179,7 @@ pub(super) async fn prepared_through_lock(
         } else if lock.transfer_id == Some(m.transfer_id) && lock.amount < 0 {
             // Settled: the seller's commit may have been lost; send it again.
             let note = TransferNote::collecting(lock.turn_id, lock.collector_id, m.creditor_id);
-            outbox::emit(
-                conn,
-                FinalizeTransfer {
-                    creditor_id: m.creditor_id,
-                    debtor_id: m.debtor_id,
-                    transfer_id: m.transfer_id,
-                    coordinator_id: m.coordinator_id,
-                    coordinator_request_id: m.coordinator_request_id,
-                    committed_amount: -lock.amount,
-                    transfer_note_format: AGENT_TRANSFER_NOTE_FORMAT.to_owned(),
-                    transfer_note: note.to_string(),
-                    ts: now,
-                },
-            )
-            .await?;
+            commit(conn, Dismissal::of_prepared(m), -lock.amount, note, now).await?;
             return Ok(true);
         }
     }
@@ -253,21 +239,14 @@ pub async fn revise_account_lock(
                         return Err(broken("a seller's collector differs from the lock's"));
                     }
                     let note = TransferNote::collecting(turn_id, lock.collector_id, creditor_id);
-                    outbox::emit(
-                        conn,
-                        FinalizeTransfer {
-                            creditor_id,
-                            debtor_id,
-                            transfer_id,
-                            coordinator_id: creditor_id,
-                            coordinator_request_id: lock.coordinator_request_id,
-                            committed_amount: -amount,
-                            transfer_note_format: AGENT_TRANSFER_NOTE_FORMAT.to_owned(),
-                            transfer_note: note.to_string(),
-                            ts: now,
-                        },
-                    )
-                    .await?;
+                    let prepared = Dismissal {
+                        creditor_id,
+                        debtor_id,
+                        transfer_id,
+                        coordinator_id: creditor_id,
+                        coordinator_request_id: lock.coordinator_request_id,
+                    };
+                    commit(conn, prepared, -amount, note, now).await?;
                     Settlement::Finalized(now)
                 } else {
                     // A buyer: its prepared transfer stays open, so that the account cannot
@@ -293,7 +272,7 @@ pub async fn revise_account_lock(
     Ok(())
 }
 
-/// A prepared transfer to give up.
+/// A prepared transfer to commit or to give up.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Dismissal {
     pub creditor_id: i64,
@@ -322,21 +301,41 @@ pub(super) async fn dismiss(
     d: Dismissal,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    outbox::emit(
-        conn,
-        FinalizeTransfer {
-            creditor_id: d.creditor_id,
-            debtor_id: d.debtor_id,
-            transfer_id: d.transfer_id,
-            coordinator_id: d.coordinator_id,
-            coordinator_request_id: d.coordinator_request_id,
-            committed_amount: 0,
-            transfer_note_format: String::new(),
-            transfer_note: String::new(),
-            ts: now,
-        },
-    )
-    .await?;
+    finalize(conn, d, 0, String::new(), String::new(), now).await
+}
+
+/// Commits a prepared transfer: `FinalizeTransfer` of `amount` with the turn's `note`.
+pub(super) async fn commit(
+    conn: &mut AsyncPgConnection,
+    d: Dismissal,
+    amount: i64,
+    note: TransferNote,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let format = AGENT_TRANSFER_NOTE_FORMAT.to_owned();
+    finalize(conn, d, amount, format, note.to_string(), now).await
+}
+
+async fn finalize(
+    conn: &mut AsyncPgConnection,
+    d: Dismissal,
+    committed_amount: i64,
+    transfer_note_format: String,
+    transfer_note: String,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    let message = FinalizeTransfer {
+        creditor_id: d.creditor_id,
+        debtor_id: d.debtor_id,
+        transfer_id: d.transfer_id,
+        coordinator_id: d.coordinator_id,
+        coordinator_request_id: d.coordinator_request_id,
+        committed_amount,
+        transfer_note_format,
+        transfer_note,
+        ts: now,
+    };
+    outbox::emit(conn, message).await?;
     Ok(())
 }
 

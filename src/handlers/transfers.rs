@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::worker::locks as lock_db;
 use crate::db::worker::transfers::{self as db, AttemptKey, Stage, StatusKey};
 use crate::messages::{
-    AccountIdRequest, AccountIdResponse, AccountTransfer, FinalizeTransfer, FinalizedTransfer,
+    AccountIdRequest, AccountIdResponse, AccountTransfer, FinalizedTransfer,
     PrepareTransfer, PreparedTransfer, RejectedTransfer, StartDispatching, StartSending,
     TriggerTransfer,
 };
@@ -176,21 +176,7 @@ pub async fn prepared_transfer(
             let amount = attempt.amount.ok_or_else(|| {
                 HandlerError::Fatal(format!("transfer attempt {key:?} prepared without amount"))
             })?;
-            outbox::emit(
-                conn,
-                FinalizeTransfer {
-                    creditor_id: m.creditor_id,
-                    debtor_id: m.debtor_id,
-                    transfer_id: m.transfer_id,
-                    coordinator_id: m.coordinator_id,
-                    coordinator_request_id: m.coordinator_request_id,
-                    committed_amount: amount,
-                    transfer_note_format: AGENT_TRANSFER_NOTE_FORMAT.to_owned(),
-                    transfer_note: note.to_string(),
-                    ts: now,
-                },
-            )
-            .await?;
+            locks::commit(conn, Dismissal::of_prepared(m), amount, note, now).await?;
             return Ok(());
         }
     }
@@ -352,13 +338,13 @@ pub async fn trigger_transfer(
     m: &TriggerTransfer,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let key = AttemptKey {
-        collector_id: m.collector_id,
-        turn_id: m.turn_id,
-        debtor_id: m.debtor_id,
-        creditor_id: m.creditor_id,
-        is_dispatching: m.is_dispatching,
-    };
+    let key = AttemptKey::new(
+        m.collector_id,
+        m.turn_id,
+        m.debtor_id,
+        m.creditor_id,
+        m.is_dispatching,
+    );
     if let Some(mut attempt) = db::lock_attempt(conn, key).await? {
         trigger_if_possible(conn, config, key, &mut attempt, now).await?;
     }
@@ -409,13 +395,13 @@ pub async fn account_id_response(
     m: &AccountIdResponse,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let key = AttemptKey {
-        collector_id: m.collector_id,
-        turn_id: m.turn_id,
-        debtor_id: m.debtor_id,
-        creditor_id: m.creditor_id,
-        is_dispatching: m.is_dispatching,
-    };
+    let key = AttemptKey::new(
+        m.collector_id,
+        m.turn_id,
+        m.debtor_id,
+        m.creditor_id,
+        m.is_dispatching,
+    );
     let Some(mut attempt) = db::lock_attempt(conn, key).await? else {
         return Ok(());
     };
@@ -478,13 +464,13 @@ pub async fn start_stage(
     )
     .await?;
     for &(creditor_id, _) in &transfers {
-        let attempt = AttemptKey {
-            collector_id: key.collector_id,
-            turn_id: key.turn_id,
-            debtor_id: key.debtor_id,
+        let attempt = AttemptKey::new(
+            key.collector_id,
+            key.turn_id,
+            key.debtor_id,
             creditor_id,
             is_dispatching,
-        };
+        );
         outbox::emit(conn, account_id_request(attempt, now)).await?;
     }
     Ok(())

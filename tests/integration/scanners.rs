@@ -284,16 +284,14 @@ async fn each_scanner_deletes_its_stale_rows_and_keeps_the_others() {
     }
 }
 
-#[tokio::test]
-async fn with_delete_parent_shard_records_the_siblings_rows_go_and_ours_stay() {
-    let db = TestDb::migrated(Database::Worker).await;
-    let conn = &mut db.connect().await;
-    // This shard is 1.#, split from #: rows of 0.# are the sibling's. Every row is fresh,
-    // so only the parent cleanup can delete it.
-    let ours = id_in("1.#", true, 1_000);
-    let theirs = id_in("1.#", false, 1_000);
-    let our_locator = locator_in("1.#", true, "doc");
-    let their_locator = locator_in("1.#", false, "doc");
+/// Fresh rows (that only the parent-shard cleanup may delete) of every scanned table: one of
+/// each per key in `ids` (debtor 1 for the first, 2 for the second) and per locator.
+fn fresh_rows_of_every_table(
+    ours: i64,
+    theirs: i64,
+    our_locator: &str,
+    their_locator: &str,
+) -> Vec<String> {
     let future = "now() + interval '1 day'";
     let mut rows = vec![];
     for (key, debtor) in [(ours, 1), (theirs, 2)] {
@@ -319,12 +317,26 @@ async fn with_delete_parent_shard_records_the_siblings_rows_go_and_ours_stay() {
             transfer_attempt(key, debtor as i32, "now()"),
         ]);
     }
-    for (locator, debtor) in [(&our_locator, 1), (&their_locator, 2)] {
+    for (locator, debtor) in [(our_locator, 1), (their_locator, 2)] {
         rows.push(format!(
             "INSERT INTO debtor_info_document (debtor_info_locator, debtor_id, fetched_at) \
              VALUES ('{locator}', {debtor}, now())"
         ));
     }
+    rows
+}
+
+#[tokio::test]
+async fn with_delete_parent_shard_records_the_siblings_rows_go_and_ours_stay() {
+    let db = TestDb::migrated(Database::Worker).await;
+    let conn = &mut db.connect().await;
+    // This shard is 1.#, split from #: rows of 0.# are the sibling's. Every row is fresh,
+    // so only the parent cleanup can delete it.
+    let ours = id_in("1.#", true, 1_000);
+    let theirs = id_in("1.#", false, 1_000);
+    let our_locator = locator_in("1.#", true, "doc");
+    let their_locator = locator_in("1.#", false, "doc");
+    let rows = fresh_rows_of_every_table(ours, theirs, &our_locator, &their_locator);
     for sql in &rows {
         exec(conn, sql).await;
     }
@@ -525,4 +537,90 @@ async fn scan_all_starts_the_15_scanners_and_stops_on_sigterm() {
         .expect("exits promptly")
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// A shard split end to end (docs/operations.md#sharding): the parent `#` is copied into
+/// two databases; each child runs with `DELETE_PARENT_SHARD_RECORDS=true`, its scanners
+/// delete the sibling's rows, its transfer roller leaves the sibling's collectors alone, and
+/// `verify_shard_content` passes on both.
+#[tokio::test]
+async fn a_split_shard_keeps_only_its_own_rows_in_each_child() {
+    let parent = TestDb::migrated(Database::Worker).await;
+    let left = id_in("0.#", true, 1_000);
+    let right = id_in("1.#", true, 1_000);
+    let left_locator = locator_in("0.#", true, "doc");
+    let right_locator = locator_in("1.#", true, "doc");
+    {
+        let conn = &mut parent.connect().await;
+        for sql in fresh_rows_of_every_table(left, right, &left_locator, &right_locator) {
+            exec(conn, &sql).await;
+        }
+    }
+    let children = [
+        ("0.#", TestDb::copy_of(&parent).await, left),
+        ("1.#", TestDb::copy_of(&parent).await, right),
+    ];
+    let verify = |db: &TestDb, key: &str| {
+        run_binary(
+            &["verify_shard_content"],
+            &[
+                ("WORKER_POSTGRES_URL", db.url.as_str()),
+                ("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", key),
+                ("APP_VERIFY_SHARD_SLEEP_SECONDS", "0"),
+            ],
+        )
+        .status
+        .code()
+    };
+    for (key, db, own) in &children {
+        assert_eq!(
+            verify(db, key),
+            Some(1),
+            "{key}: the sibling's rows are there"
+        );
+        let vars = [
+            ("PROTOCOL_BROKER_QUEUE_ROUTING_KEY", *key),
+            ("DELETE_PARENT_SHARD_RECORDS", "true"),
+        ];
+        // The roller signals only its own collector's status (both are ready to send).
+        exec(
+            &mut db.connect().await,
+            "UPDATE worker_collecting SET collected = true",
+        )
+        .await;
+        let pool = WorkerPool::build(&db.url, PoolSettings::new(2), "test").unwrap();
+        swpt_trade::transfers::RollTransfers {
+            pool,
+            realm: key.parse().unwrap(),
+        }
+        .run_pass()
+        .await
+        .unwrap();
+        let conn = &mut db.connect().await;
+        assert_eq!(
+            count(
+                conn,
+                "start_sending_signal",
+                &format!("collector_id = {own}")
+            )
+            .await,
+            1,
+            "{key}"
+        );
+        assert_eq!(
+            count(conn, "start_sending_signal", "true").await,
+            1,
+            "{key}"
+        );
+        run_scanners(db, &vars, &Scan::ALL).await;
+        assert_eq!(
+            verify(db, key),
+            Some(0),
+            "{key}: only its own rows are left"
+        );
+        for scan in Scan::ALL {
+            let name = scan.table().table;
+            assert_eq!(count(conn, name, "true").await, 1, "{key}: {name}");
+        }
+    }
 }

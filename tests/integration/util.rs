@@ -77,6 +77,21 @@ impl TestDb {
         test_db
     }
 
+    /// A copy of `template` (which must have no open connections), as a split shard's
+    /// databases are made from their parent's.
+    pub async fn copy_of(template: &TestDb) -> Self {
+        let name = unique_name("swpt_test");
+        admin_execute(format!("CREATE DATABASE {name} TEMPLATE {}", template.name))
+            .await
+            .expect("copy a test database");
+        let mut url = url::Url::parse(&admin_url()).unwrap();
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.into(),
+        }
+    }
+
     /// A connection to the database.
     pub async fn connect(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.url)

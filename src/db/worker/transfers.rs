@@ -311,6 +311,23 @@ pub struct AttemptKey {
 }
 
 impl AttemptKey {
+    /// The key of the attempt of `collector_id` to pay `creditor_id`.
+    pub fn new(
+        collector_id: i64,
+        turn_id: i32,
+        debtor_id: i64,
+        creditor_id: i64,
+        is_dispatching: bool,
+    ) -> Self {
+        Self {
+            collector_id,
+            turn_id,
+            debtor_id,
+            creditor_id,
+            is_dispatching,
+        }
+    }
+
     fn tuple(self) -> (i64, i32, i64, i64, bool) {
         (
             self.collector_id,
@@ -558,12 +575,14 @@ pub async fn take_due_attempts(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| AttemptKey {
-            collector_id: r.collector_id,
-            turn_id: r.turn_id,
-            debtor_id: r.debtor_id,
-            creditor_id: r.creditor_id,
-            is_dispatching: r.is_dispatching,
+        .map(|r| {
+            AttemptKey::new(
+                r.collector_id,
+                r.turn_id,
+                r.debtor_id,
+                r.creditor_id,
+                r.is_dispatching,
+            )
         })
         .collect())
 }
