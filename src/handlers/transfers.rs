@@ -11,11 +11,10 @@ use super::HandlerError;
 use super::locks::{self, Dismissal, check_agent, dismiss};
 use crate::config::Config;
 use crate::db::worker::locks as lock_db;
-use crate::db::worker::transfers::{self as db, AttemptKey, Stage, StatusKey};
+use crate::db::worker::transfers::{self as db, AttemptKey, EarlyKind, Stage, StatusKey};
 use crate::messages::{
-    AccountIdRequest, AccountIdResponse, AccountTransfer, FinalizedTransfer,
-    PrepareTransfer, PreparedTransfer, RejectedTransfer, StartDispatching, StartSending,
-    TriggerTransfer,
+    AccountIdRequest, AccountIdResponse, AccountTransfer, FinalizedTransfer, PrepareTransfer,
+    PreparedTransfer, RejectedTransfer, StartDispatching, StartSending, TriggerTransfer,
 };
 use crate::outbox;
 use crate::transfers::attempts::{
@@ -97,13 +96,17 @@ pub async fn account_transfer(
             .await?;
         }
         (NoteKind::Collecting, false) => {
-            db::mark_collected(conn, key, note.second_id, m.acquired_amount).await?;
+            if !db::mark_collected(conn, key, note.second_id, m.acquired_amount).await? {
+                keep_if_early(conn, key, EarlyKind::Collecting, note.second_id, m, now).await?;
+            }
         }
         (NoteKind::Sending, true) => {
             db::delete_sending(conn, key, note.second_id).await?;
         }
         (NoteKind::Sending, false) => {
-            db::set_received(conn, key, note.first_id, m.acquired_amount).await?;
+            if !db::set_received(conn, key, note.first_id, m.acquired_amount).await? {
+                keep_if_early(conn, key, EarlyKind::Sending, note.first_id, m, now).await?;
+            }
         }
         (NoteKind::Dispatching, true) => {
             db::delete_dispatching(conn, key, note.second_id).await?;
@@ -133,6 +136,23 @@ pub async fn account_transfer(
                 dismiss(conn, dismissal, now).await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A collector's receipt that matched no plan row: if this shard has not copied the turn's
+/// plans yet (shards copy them independently), it is kept until the copy applies it; unlike
+/// the reference, which loses such a receipt (docs/turns.md#early-transfers).
+async fn keep_if_early(
+    conn: &mut AsyncPgConnection,
+    key: StatusKey,
+    kind: EarlyKind,
+    other_id: i64,
+    m: &AccountTransfer,
+    now: DateTime<Utc>,
+) -> Result<(), HandlerError> {
+    if !db::plans_copied(conn, key.turn_id).await? {
+        db::insert_early_transfer(conn, key, kind, other_id, m.acquired_amount, now).await?;
     }
     Ok(())
 }

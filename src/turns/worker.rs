@@ -25,6 +25,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use super::after;
 use crate::config::Config;
 use crate::db::solver::turns::{self as solver_db, RESULT_TABLES_BY_HASH, ShardRow};
+use crate::db::worker::transfers as transfers_db;
 use crate::db::worker::turns::{
     self as worker_db, CandidateOfferRow, DispatchingAmounts, PolicyRow, SUBPHASE_DONE, WorkerTurn,
 };
@@ -355,8 +356,10 @@ impl RollWorkerTurns {
         let realm = self.realm;
         let now = Utc::now();
         let mut conn = self.worker.get().await?;
+        // READ COMMITTED: once the turn's row is locked, the statements below see every
+        // early receipt that a handler committed while it held the row (docs/turns.md#early-transfers).
         conn.build_transaction()
-            .repeatable_read()
+            .read_committed()
             .run(async |conn| {
                 if !worker_db::lock_turn_at(conn, turn_id, 3, 0).await? {
                     return anyhow::Ok(());
@@ -394,6 +397,7 @@ impl RollWorkerTurns {
                     &plan.dispatchings,
                 )
                 .await?;
+                transfers_db::apply_early_transfers(conn, turn_id).await?;
                 worker_db::insert_dispatching_statuses(conn, turn_id, now, &plan.statuses).await?;
                 let mut locks = worker_db::locks_of_turn(conn, turn_id).await?;
                 locks.retain(|(creditor_id, _)| realm.contains_id(*creditor_id));

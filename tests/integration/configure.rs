@@ -75,7 +75,8 @@ async fn configure_creates_both_schemas_and_is_idempotent() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(table_count(&solver).await, 13);
-    assert_eq!(table_count(&worker).await, 34);
+    // The reference's 34, and `early_turn_transfer` (docs/turns.md#early-transfers).
+    assert_eq!(table_count(&worker).await, 35);
     let alembic = "SELECT count(*) AS n FROM alembic_version WHERE version_num = '88cd664f51a3'";
     assert_eq!(count(&solver, alembic).await, 1);
     assert_eq!(count(&worker, alembic).await, 1);
@@ -110,7 +111,7 @@ async fn configure_solver_leaves_the_worker_database_alone() {
 
     let out = run_binary(&["configure", "worker"], &db_vars(&solver, &worker));
     assert!(out.status.success());
-    assert_eq!(table_count(&worker).await, 34);
+    assert_eq!(table_count(&worker).await, 35);
 }
 
 #[tokio::test]
@@ -119,17 +120,18 @@ async fn migrations_run_up_then_down_then_up() {
         let test_db = TestDb::migrated(db).await;
         let fingerprint = schema_fingerprint(&test_db).await;
         let dir = format!("{}/migrations/{}", env!("CARGO_MANIFEST_DIR"), db.name());
-        let initial = std::fs::read_dir(&dir)
+        let mut migrations: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let down = std::fs::read_to_string(initial.join("down.sql")).unwrap();
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        migrations.sort();
         let mut conn = test_db.connect().await;
-        diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &down)
-            .await
-            .unwrap();
+        for migration in migrations.iter().rev() {
+            let down = std::fs::read_to_string(migration.join("down.sql")).unwrap();
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &down)
+                .await
+                .unwrap();
+        }
         diesel::sql_query("DELETE FROM __diesel_schema_migrations")
             .execute(&mut conn)
             .await
@@ -151,8 +153,14 @@ async fn concurrent_configure_runs_wait_for_each_other() {
     let runs = (0..4).map(|_| migrate::migrate(Database::Worker, &db.url));
     let results = futures::future::join_all(runs).await;
     let applied: usize = results.into_iter().map(|r| r.unwrap().len()).sum();
-    assert_eq!(applied, 1, "exactly one run applies the migration");
-    assert_eq!(table_count(&db).await, 34);
+    let migrations = std::fs::read_dir(format!(
+        "{}/migrations/worker",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .count();
+    assert_eq!(applied, migrations, "exactly one run applies the migrations");
+    assert_eq!(table_count(&db).await, 35);
 }
 
 #[tokio::test]

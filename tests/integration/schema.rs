@@ -133,5 +133,5 @@ async fn solver_schema_file_matches_the_migrations() {
 
 #[tokio::test]
 async fn worker_schema_file_matches_the_migrations() {
-    check_schema_file(Database::Worker, 34).await;
+    check_schema_file(Database::Worker, 35).await;
 }

@@ -6,15 +6,39 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use swpt_trade::consumer::Handlers;
 use swpt_trade::db::{Database, PoolSettings, SolverPool, WorkerPool};
+use swpt_trade::handlers;
+use swpt_trade::messages::{AccountTransfer, IncomingMessage};
 use swpt_trade::sharding::{ShardingRealm, i16_hash};
+use swpt_trade::transfers::TransferNote;
 use swpt_trade::turns::schedule::epoch;
 use swpt_trade::turns::solver::{RollTurns, TurnSettings};
 use swpt_trade::turns::worker::{RollWorkerTurns, WorkerTurnSettings};
 
 use crate::handlers::count;
-use crate::util::TestDb;
+
+#[derive(diesel::QueryableByName)]
+struct Taking {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    turn_id: i32,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    amount: i64,
+}
+
+/// Handles `m` on the worker database `db`, as the consumer does.
+async fn handle(db: &TestDb, m: IncomingMessage) {
+    let config = test_config(&[("WORKER_POSTGRES_URL", db.url.as_str())]);
+    let context = Handlers::new(std::sync::Arc::new(config), "test").unwrap();
+    let handler = handlers::handler(&m);
+    db.connect()
+        .await
+        .transaction(async |conn| handler.run(conn, &context, Utc::now()).await)
+        .await
+        .expect("handled");
+}
+use crate::util::{TestDb, test_config};
 
 const BASE: i64 = 666;
 const OTHER: i64 = 101;
@@ -312,7 +336,60 @@ async fn a_turn_runs_through_two_worker_shards() {
         assert_eq!(count(conn, "creditor_taking").await, 2);
         assert_eq!(count(conn, "creditor_giving").await, 2);
     }
+    // The seller's payment reaches the collector's shard before that shard copied the plans
+    // (shards copy them independently): it is kept, and applied by the copy.
+    let turn_id = {
+        let conn = &mut net.solver_conn().await;
+        diesel::sql_query(format!(
+            "SELECT turn_id, amount FROM creditor_taking WHERE creditor_id = {a} AND debtor_id = {BASE}"
+        ))
+        .get_result::<Taking>(conn)
+        .await
+        .unwrap()
+    };
+    let early = AccountTransfer {
+        debtor_id: BASE,
+        creditor_id: base_collector,
+        creation_date: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        transfer_number: 1,
+        coordinator_type: "agent".into(),
+        sender: "s".into(),
+        recipient: "r".into(),
+        acquired_amount: turn_id.amount,
+        transfer_note_format: "-cXchge".into(),
+        transfer_note: TransferNote::collecting(turn_id.turn_id, base_collector, a).to_string(),
+        committed_at: Utc::now(),
+        principal: turn_id.amount,
+        previous_transfer_number: 0,
+        ts: Utc::now(),
+    };
+    for _ in 0..2 {
+        handle(&net.shards[0].1, early.clone().into()).await;
+    }
+    assert_eq!(
+        count(&mut net.shards[0].1.connect().await, "early_turn_transfer").await,
+        1
+    );
     net.workers_roll().await; // mirror phase 3 and run 3/0
+    {
+        let w = &mut net.shards[0].1.connect().await;
+        assert_eq!(count(w, "early_turn_transfer").await, 0, "applied");
+        assert_eq!(
+            count(
+                w,
+                &format!("worker_collecting WHERE creditor_id = {a} AND collected")
+            )
+            .await,
+            1,
+            "the early payment counts as collected"
+        );
+    }
+    // Once the plans are copied, a repeated payment is not kept again.
+    handle(&net.shards[0].1, early.into()).await;
+    assert_eq!(
+        count(&mut net.shards[0].1.connect().await, "early_turn_transfer").await,
+        0
+    );
     for ((key, db), creditor) in net.shards.iter().zip([a, b]) {
         let w = &mut db.connect().await;
         assert_eq!(

@@ -177,6 +177,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    early_turn_transfer (collector_id, turn_id, debtor_id, kind, other_id, amount) {
+        collector_id -> Int8,
+        turn_id -> Int4,
+        debtor_id -> Int8,
+        kind -> Int2,
+        other_id -> Int8,
+        amount -> Int8,
+        inserted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     fetch_debtor_info_signal (signal_id) {
         signal_id -> Int8,
         iri -> Varchar,
@@ -454,6 +466,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     debtor_locator_claim,
     discover_debtor_signal,
     dispatching_status,
+    early_turn_transfer,
     fetch_debtor_info_signal,
     finalize_transfer_signal,
     interest_rate_change,

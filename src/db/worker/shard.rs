@@ -11,7 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use crate::sharding::{ShardingKey, ShardingRealm};
 
 /// The sharded tables, with the column each is sharded by.
-pub const SHARDED_COLUMNS: [(&str, &str); 18] = [
+pub const SHARDED_COLUMNS: [(&str, &str); 19] = [
     ("account_lock", "creditor_id"),
     ("creditor_participation", "creditor_id"),
     ("interest_rate_change", "creditor_id"),
@@ -26,6 +26,7 @@ pub const SHARDED_COLUMNS: [(&str, &str); 18] = [
     ("worker_dispatching", "collector_id"),
     ("worker_receiving", "to_collector_id"),
     ("worker_sending", "from_collector_id"),
+    ("early_turn_transfer", "collector_id"),
     ("debtor_info_document", "debtor_info_locator"),
     ("configure_account_signal", "creditor_id"),
     ("prepare_transfer_signal", "creditor_id"),

@@ -111,6 +111,85 @@ pub async fn delete_dispatching(
     Ok(n > 0)
 }
 
+/// What an early turn transfer was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum EarlyKind {
+    /// A seller's payment to its collector.
+    Collecting = 0,
+    /// Another collector's payment.
+    Sending = 1,
+}
+
+/// Whether this shard has copied the turn's transfer plans (worker sub-phase 3/0 is done);
+/// the turn's row is share-locked, so that the copy waits for this transaction.
+pub async fn plans_copied(conn: &mut AsyncPgConnection, turn_id: i32) -> QueryResult<bool> {
+    use worker_turn::dsl as w;
+    let turn: Option<(i16, i16)> = worker_turn::table
+        .find(turn_id)
+        .select((w::phase, w::worker_turn_subphase))
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(turn.is_some_and(|(phase, subphase)| phase > 3 || (phase == 3 && subphase >= 5)))
+}
+
+/// Keeps a collector's receipt that arrived before the turn's plans were copied.
+pub async fn insert_early_transfer(
+    conn: &mut AsyncPgConnection,
+    key: StatusKey,
+    kind: EarlyKind,
+    other_id: i64,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO early_turn_transfer VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(key.collector_id)
+    .bind::<Integer, _>(key.turn_id)
+    .bind::<BigInt, _>(key.debtor_id)
+    .bind::<diesel::sql_types::SmallInt, _>(kind as i16)
+    .bind::<BigInt, _>(other_id)
+    .bind::<BigInt, _>(amount)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies the turn's early receipts to the plans just copied (collectings marked collected,
+/// receivings given their amount), then deletes them; returns how many plan rows changed.
+pub async fn apply_early_transfers(
+    conn: &mut AsyncPgConnection,
+    turn_id: i32,
+) -> QueryResult<usize> {
+    let collected = diesel::sql_query(
+        "UPDATE worker_collecting c SET collected = true FROM early_turn_transfer e \
+         WHERE e.turn_id = $1 AND e.kind = 0 AND c.collector_id = e.collector_id \
+         AND c.turn_id = e.turn_id AND c.debtor_id = e.debtor_id AND c.creditor_id = e.other_id \
+         AND c.amount = e.amount AND c.collected = false",
+    )
+    .bind::<Integer, _>(turn_id)
+    .execute(conn)
+    .await?;
+    let received = diesel::sql_query(
+        "UPDATE worker_receiving r SET received_amount = e.amount FROM early_turn_transfer e \
+         WHERE e.turn_id = $1 AND e.kind = 1 AND r.to_collector_id = e.collector_id \
+         AND r.turn_id = e.turn_id AND r.debtor_id = e.debtor_id \
+         AND r.from_collector_id = e.other_id AND r.received_amount = 0",
+    )
+    .bind::<Integer, _>(turn_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query("DELETE FROM early_turn_transfer WHERE turn_id = $1")
+        .bind::<Integer, _>(turn_id)
+        .execute(conn)
+        .await?;
+    Ok(collected + received)
+}
+
 // ---------------------------------------------------------------------------------------
 // StartSending / StartDispatching
 // ---------------------------------------------------------------------------------------
