@@ -153,13 +153,13 @@ async fn concurrent_configure_runs_wait_for_each_other() {
     let runs = (0..4).map(|_| migrate::migrate(Database::Worker, &db.url));
     let results = futures::future::join_all(runs).await;
     let applied: usize = results.into_iter().map(|r| r.unwrap().len()).sum();
-    let migrations = std::fs::read_dir(format!(
-        "{}/migrations/worker",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .count();
-    assert_eq!(applied, migrations, "exactly one run applies the migrations");
+    let migrations = std::fs::read_dir(format!("{}/migrations/worker", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .count();
+    assert_eq!(
+        applied, migrations,
+        "exactly one run applies the migrations"
+    );
     assert_eq!(table_count(&db).await, 35);
 }
 
