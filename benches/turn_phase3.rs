@@ -21,7 +21,7 @@ use swpt_trade::db::{Database, PoolSettings, SolverPool, migrate};
 use swpt_trade::offline::memory;
 use swpt_trade::sharding::i16_hash;
 use swpt_trade::solver::testgen::{GenParams, random_turn};
-use swpt_trade::solver::{MatcherKind, TurnInput, solve_with};
+use swpt_trade::solver::{MatcherKind, TurnInput, solve_without_bound};
 use swpt_trade::turns::solver::{RollTurns, TurnSettings};
 
 const DB_NAME: &str = "swpt_bench_turn";
@@ -169,6 +169,11 @@ fn bench_matcher() -> MatcherKind {
 }
 
 fn main() {
+    // The turn loop's log line splits the phase change into loading, solving and committing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let sizes: Vec<usize> = std::env::var("TURN_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
@@ -183,7 +188,7 @@ fn main() {
         memory::reset_peak();
         let base = memory::peak_bytes();
         let started = Instant::now();
-        let alone = solve_with(&input, bench_matcher().matcher().as_mut()).unwrap();
+        let alone = solve_without_bound(&input, bench_matcher().matcher().as_mut()).unwrap();
         let engine = started.elapsed();
         let engine_peak = memory::peak_bytes().saturating_sub(base);
         let rows: usize = [

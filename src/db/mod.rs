@@ -152,6 +152,8 @@ pub struct Unavailable {
 /// A pool of connections to one database, opened lazily.
 pub struct DbPool<D: DatabaseKind> {
     pool: Pool<AsyncPgConnection>,
+    /// The URL the pool's connections use (for [`DbPool::raw_client`]).
+    url: String,
     acquire_timeout: Duration,
     kind: PhantomData<D>,
 }
@@ -160,6 +162,7 @@ impl<D: DatabaseKind> Clone for DbPool<D> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            url: self.url.clone(),
             acquire_timeout: self.acquire_timeout,
             kind: PhantomData,
         }
@@ -183,7 +186,7 @@ impl<D: DatabaseKind> DbPool<D> {
         if let Some(timeout) = settings.statement_timeout {
             url = with_statement_timeout(&url, timeout)?;
         }
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
         let size = match settings.max_size {
             0 => UNLIMITED_POOL_SIZE,
             n => n,
@@ -194,6 +197,7 @@ impl<D: DatabaseKind> DbPool<D> {
             .context("cannot build the database pool")?;
         Ok(Self {
             pool,
+            url,
             acquire_timeout: settings.acquire_timeout,
             kind: PhantomData,
         })
@@ -217,6 +221,38 @@ impl<D: DatabaseKind> DbPool<D> {
                 self.acquire_timeout
             ))),
         }
+    }
+}
+
+impl<D: DatabaseKind> DbPool<D> {
+    /// A connection of its own (not pooled) as a plain `tokio_postgres` client, for what
+    /// diesel cannot do (binary `COPY`); it closes when the client is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`] when no connection could be made within the acquire timeout.
+    pub async fn raw_client(&self) -> Result<tokio_postgres::Client, Unavailable> {
+        let unavailable = |reason: String| Unavailable {
+            database: D::DATABASE.name(),
+            reason,
+        };
+        let connect = tokio_postgres::connect(&self.url, tokio_postgres::NoTls);
+        let (client, connection) = match tokio::time::timeout(self.acquire_timeout, connect).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(unavailable(crate::config::mask_url(&e.to_string()))),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no connection within {:?}",
+                    self.acquire_timeout
+                )));
+            }
+        };
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("database connection closed: {e}");
+            }
+        });
+        Ok(client)
     }
 }
 

@@ -80,7 +80,8 @@ pub struct SolveStats {
     /// The value of everything bought, in base units.
     pub traded_volume: f64,
     /// The LP upper bound of the traded volume, in base units: the maximum circulation of the
-    /// same offers without the minimum-trade rule and without whole tokens.
+    /// same offers without the minimum-trade rule and without whole tokens. NaN when it was
+    /// not computed ([`solve_without_bound`] with a matcher that does not compute it).
     pub lp_bound: f64,
     /// How the matcher went about it.
     pub matching: matching::MatchReport,
@@ -106,8 +107,27 @@ pub fn solve(input: &TurnInput) -> Result<TurnOutput, SolveError> {
     solve_with(input, MatcherKind::default().matcher().as_mut())
 }
 
-/// Solves a turn with the given matcher.
+/// Solves a turn with the given matcher, and computes the LP bound of the traded volume if
+/// the matcher does not.
 pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOutput, SolveError> {
+    solve_inner(input, matcher, true)
+}
+
+/// Solves a turn with the given matcher, without computing an LP bound that the matcher does
+/// not give (the greedy matcher's would take as long again as the matching): what the
+/// solver's turn loop runs, where every second of the phase change counts.
+pub fn solve_without_bound(
+    input: &TurnInput,
+    matcher: &mut dyn Matcher,
+) -> Result<TurnOutput, SolveError> {
+    solve_inner(input, matcher, false)
+}
+
+fn solve_inner(
+    input: &TurnInput,
+    matcher: &mut dyn Matcher,
+    with_bound: bool,
+) -> Result<TurnOutput, SolveError> {
     let mut stats = SolveStats {
         currencies: input.currencies.len(),
         offers: input.sell_offers.len() + input.buy_offers.len(),
@@ -132,7 +152,11 @@ pub fn solve_with(input: &TurnInput, matcher: &mut dyn Matcher) -> Result<TurnOu
     stats.orders = market.orders.len();
     stats.cycles = matching.cycles;
     stats.traded_volume = traded_volume(&market, &matching.filled);
-    stats.lp_bound = matching.lp_bound.unwrap_or_else(|| flow::lp_bound(&market));
+    stats.lp_bound = match matching.lp_bound {
+        Some(bound) => bound,
+        None if with_bound => flow::lp_bound(&market),
+        None => f64::NAN,
+    };
     stats.matching = matching.report.clone();
 
     let clock = Instant::now();

@@ -98,7 +98,9 @@ impl RollTurns {
             let due = turn.phase_deadline.is_some_and(|d| d < check_began_at);
             match turn.phase {
                 1 if due => self.advance_to_phase2(turn.turn_id).await?,
-                2 if due => self.advance_to_phase3(&turn).await?,
+                2 if due && self.advance_to_phase3(&turn).await? => {
+                    self.delete_phase2_inputs().await?;
+                }
                 3 => self.try_to_advance_to_phase4(turn.turn_id).await?,
                 _ => {}
             }
@@ -167,64 +169,65 @@ impl RollTurns {
             .await
     }
 
-    /// Phase 2 → 3: solves the turn and commits the six result tables with the new phase.
-    /// If another solver advanced the turn meanwhile, the result is discarded.
-    pub async fn advance_to_phase3(&self, turn: &Turn) -> anyhow::Result<()> {
+    /// Phase 2 → 3: solves the turn and commits the six result tables with the new phase;
+    /// `true` when done. If another solver advanced the turn meanwhile, the result is
+    /// discarded (`false`).
+    pub async fn advance_to_phase3(&self, turn: &Turn) -> anyhow::Result<bool> {
         let clock = Instant::now();
         let input = self.load_input(turn).await?;
         let loaded_ms = clock.elapsed().as_secs_f64() * 1000.0;
         let turn_id = turn.turn_id;
         let matcher = self.settings.matcher;
         let output = tokio::task::spawn_blocking(move || {
-            crate::solver::solve_with(&input, matcher.matcher().as_mut())
+            crate::solver::solve_without_bound(&input, matcher.matcher().as_mut())
         })
         .await
         .context("the solver task failed")?
         .with_context(|| format!("cannot solve turn {turn_id}"))?;
         let solved_ms = clock.elapsed().as_secs_f64() * 1000.0 - loaded_ms;
-        let rows = &output.rows;
-        let mut conn = self.pool.get().await?;
-        let committed = conn
-            .build_transaction()
-            .run(async |conn: &mut AsyncPgConnection| {
-                let Some(locked) = db::lock_turn(conn, turn_id).await? else {
-                    return anyhow::Ok(false);
-                };
-                if locked.phase != 2 {
-                    return Ok(false);
-                }
-                db::insert_results(conn, rows).await?;
-                db::enter_phase3(conn, turn_id, Utc::now()).await?;
-                db::delete_phase2_inputs(conn).await?;
-                Ok(true)
-            })
-            .await?;
+        let mut client = self.pool.raw_client().await?;
+        let committed = db::commit_phase3(&mut client, turn_id, &output.rows, Utc::now())
+            .await
+            .with_context(|| format!("cannot commit the solution of turn {turn_id}"))?;
+        drop(client);
         let stats = &output.stats;
         if committed {
-            let ratio = if stats.lp_bound > 0.0 {
-                stats.traded_volume / stats.lp_bound
+            let committed_ms = clock.elapsed().as_secs_f64() * 1000.0 - loaded_ms - solved_ms;
+            let bound = if stats.lp_bound.is_finite() && stats.lp_bound > 0.0 {
+                format!(
+                    " of at most {:.0} ({:.1} %)",
+                    stats.lp_bound,
+                    stats.traded_volume / stats.lp_bound * 100.0
+                )
             } else {
-                1.0
+                String::new()
             };
             tracing::info!(
                 turn.id = turn_id,
                 offers = stats.offers,
                 currencies = stats.currencies,
                 traded_volume = stats.traded_volume,
-                lp_bound = stats.lp_bound,
-                "Turn {turn_id} solved: {} offers, {} currencies, traded {:.0} of at most {:.0} \
-                 base units ({:.1} %); loaded in {loaded_ms:.0} ms, solved in {solved_ms:.0} ms, \
-                 committed in {:.0} ms.",
+                "Turn {turn_id} solved: {} offers, {} currencies, traded {:.0}{bound} base \
+                 units; loaded in {loaded_ms:.0} ms, solved in {solved_ms:.0} ms, committed in \
+                 {committed_ms:.0} ms.",
                 stats.offers,
                 stats.currencies,
                 stats.traded_volume,
-                stats.lp_bound,
-                ratio * 100.0,
-                clock.elapsed().as_secs_f64() * 1000.0 - loaded_ms - solved_ms,
             );
         } else {
             tracing::info!(turn.id = turn_id, "Turn {turn_id} was solved elsewhere.");
         }
+        Ok(committed)
+    }
+
+    /// Deletes the phase-2 inputs (currencies and offers) of the turns past phase 2: after the
+    /// phase change rather than in its transaction, so that the change does not wait for it
+    /// (what a failure leaves is deleted after the next turn's phase change).
+    pub async fn delete_phase2_inputs(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.build_transaction()
+            .run(async |conn: &mut AsyncPgConnection| db::delete_phase2_inputs(conn).await)
+            .await?;
         Ok(())
     }
 

@@ -262,7 +262,8 @@ async fn a_turn_goes_from_start_to_done() {
         assert_eq!(count(conn, table).await, 0, "{table}");
     }
     let collection: Vec<Phase> = diesel::sql_query(
-        "SELECT turn_id, phase FROM turn WHERE collection_started_at IS NOT NULL \
+        "SELECT turn_id, phase FROM turn \
+         WHERE collection_started_at BETWEEN now() - interval '1 minute' AND now() \
          AND collection_deadline > now() + interval '29 days' AND phase_deadline IS NULL",
     )
     .load(conn)
@@ -315,7 +316,10 @@ async fn a_result_computed_for_a_turn_advanced_elsewhere_is_discarded() {
         &format!("UPDATE turn SET phase = 3, phase_deadline = NULL, collection_started_at = now() WHERE turn_id = {turn_id}"),
     )
     .await;
-    solver.advance_to_phase3(&turn).await.unwrap();
+    assert!(
+        !solver.advance_to_phase3(&turn).await.unwrap(),
+        "the turn was advanced elsewhere"
+    );
     assert_eq!(count(conn, "creditor_taking").await, 0);
     assert_eq!(count(conn, "sell_offer").await, 2, "nothing was committed");
 }

@@ -314,32 +314,6 @@ pub async fn buy_offers(conn: &mut AsyncPgConnection, turn_id: i32) -> QueryResu
         .collect())
 }
 
-/// Inserts the six result tables, in batches.
-pub async fn insert_results(conn: &mut AsyncPgConnection, rows: &ResultRows) -> QueryResult<()> {
-    use crate::db::bulk::{Column::*, insert_all};
-    macro_rules! insert {
-        ($rows:expr, $table:literal, [$($field:ident: $kind:ident),*]) => {
-            insert_all(conn, $table, &[$(stringify!($field)),*], &$rows, |chunk| {
-                vec![$($kind(chunk.iter().map(|r| r.$field).collect())),*]
-            })
-            .await?;
-        };
-    }
-    insert!(rows.creditor_taking, "creditor_taking",
-        [turn_id: I32, creditor_id: I64, debtor_id: I64, creditor_hash: I16, amount: I64, collector_id: I64]);
-    insert!(rows.collector_collecting, "collector_collecting",
-        [turn_id: I32, debtor_id: I64, creditor_id: I64, amount: I64, collector_id: I64, collector_hash: I16]);
-    insert!(rows.collector_sending, "collector_sending",
-        [turn_id: I32, debtor_id: I64, from_collector_id: I64, to_collector_id: I64, from_collector_hash: I16, amount: I64]);
-    insert!(rows.collector_receiving, "collector_receiving",
-        [turn_id: I32, debtor_id: I64, to_collector_id: I64, from_collector_id: I64, to_collector_hash: I16, amount: I64]);
-    insert!(rows.collector_dispatching, "collector_dispatching",
-        [turn_id: I32, debtor_id: I64, creditor_id: I64, amount: I64, collector_id: I64, collector_hash: I16]);
-    insert!(rows.creditor_giving, "creditor_giving",
-        [turn_id: I32, creditor_id: I64, debtor_id: I64, creditor_hash: I16, amount: I64, collector_id: I64]);
-    Ok(())
-}
-
 /// Whether any of the six result tables still has rows of the turn.
 pub async fn has_result_rows(conn: &mut AsyncPgConnection, turn_id: i32) -> QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
@@ -575,4 +549,95 @@ pub async fn delete_shard_results(
         .await?;
     }
     Ok(deleted)
+}
+
+/// Phase 2 → 3 on a plain client, in one transaction: locks the turn, writes the six result
+/// tables with binary `COPY` (faster than `INSERT` for a large turn) and enters phase 3 with
+/// the collection starting at `now`. `false` (and nothing written) when the turn is not in
+/// phase 2 any more.
+pub async fn commit_phase3(
+    client: &mut tokio_postgres::Client,
+    turn_id: i32,
+    rows: &ResultRows,
+    now: DateTime<Utc>,
+) -> Result<bool, tokio_postgres::Error> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+
+    let tx = client.transaction().await?;
+    let phase: Option<i16> = tx
+        .query_opt(
+            "SELECT phase FROM turn WHERE turn_id = $1 FOR UPDATE",
+            &[&turn_id],
+        )
+        .await?
+        .map(|row| row.get(0));
+    if phase != Some(2) {
+        return Ok(false);
+    }
+    // Rows are written in the order of each table's primary key, so that the index grows at
+    // its end instead of at random places (the engine orders takings and givings by currency,
+    // their keys start with the creditor).
+    macro_rules! copy {
+        ($rows:expr, $table:literal, [$($field:ident: $t:ident),*]) => {
+            copy!($rows.iter(), $rows.is_empty(), $table, [$($field: $t),*])
+        };
+        ($iter:expr, $empty:expr, $table:literal, [$($field:ident: $t:ident),*]) => {
+            if !$empty {
+                let columns = [$(stringify!($field)),*].join(", ");
+                let statement =
+                    format!("COPY {} ({columns}) FROM STDIN (FORMAT binary)", $table);
+                let sink = tx.copy_in(&statement).await?;
+                let writer = BinaryCopyInWriter::new(sink, &[$(Type::$t),*]);
+                futures::pin_mut!(writer);
+                for r in $iter {
+                    writer.as_mut().write(&[$(&r.$field as &(dyn ToSql + Sync)),*]).await?;
+                }
+                writer.finish().await?;
+            }
+        };
+    }
+    let by_creditor = |keys: Vec<(i64, i64, usize)>| {
+        let mut keys = keys;
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, _, i)| i)
+    };
+    let takings = by_creditor(
+        rows.creditor_taking
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.creditor_id, r.debtor_id, i))
+            .collect(),
+    );
+    let givings = by_creditor(
+        rows.creditor_giving
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.creditor_id, r.debtor_id, i))
+            .collect(),
+    );
+    copy!(takings.map(|i| &rows.creditor_taking[i]), rows.creditor_taking.is_empty(), "creditor_taking",
+        [turn_id: INT4, creditor_id: INT8, debtor_id: INT8, creditor_hash: INT2, amount: INT8, collector_id: INT8]);
+    copy!(rows.collector_collecting, "collector_collecting",
+        [turn_id: INT4, debtor_id: INT8, creditor_id: INT8, amount: INT8, collector_id: INT8, collector_hash: INT2]);
+    copy!(rows.collector_sending, "collector_sending",
+        [turn_id: INT4, debtor_id: INT8, from_collector_id: INT8, to_collector_id: INT8, from_collector_hash: INT2, amount: INT8]);
+    copy!(rows.collector_receiving, "collector_receiving",
+        [turn_id: INT4, debtor_id: INT8, to_collector_id: INT8, from_collector_id: INT8, to_collector_hash: INT2, amount: INT8]);
+    copy!(rows.collector_dispatching, "collector_dispatching",
+        [turn_id: INT4, debtor_id: INT8, creditor_id: INT8, amount: INT8, collector_id: INT8, collector_hash: INT2]);
+    copy!(givings.map(|i| &rows.creditor_giving[i]), rows.creditor_giving.is_empty(), "creditor_giving",
+        [turn_id: INT4, creditor_id: INT8, debtor_id: INT8, creditor_hash: INT2, amount: INT8, collector_id: INT8]);
+    // The timestamp as microseconds since the epoch: exact, and no chrono support needed.
+    let micros = now.timestamp_micros();
+    tokio_postgres::Transaction::execute(
+        &tx,
+        "UPDATE turn SET phase = 3, phase_deadline = NULL, \
+         collection_started_at = 'epoch'::timestamptz + $2::bigint * interval '1 microsecond' \
+         WHERE turn_id = $1",
+        &[&turn_id as &(dyn ToSql + Sync), &micros],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -256,7 +256,9 @@ pub async fn policies_after(
         .limit(limit)
         .into_boxed();
     if let Some((c, d)) = after {
-        query = query.filter(
+        // `creditor_id >= c` bounds the index scan: with the OR alone, every page would scan
+        // the index from its start (quadratic in the number of policies).
+        query = query.filter(t::creditor_id.ge(c)).filter(
             t::creditor_id
                 .gt(c)
                 .or(t::creditor_id.eq(c).and(t::debtor_id.gt(d))),
