@@ -564,3 +564,201 @@ async fn the_roll_turns_command_starts_a_turn_and_the_solver_needs_its_settings(
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--period"));
 }
+
+#[derive(QueryableByName, Debug, PartialEq, PartialOrd, Eq, Ord)]
+struct Leg {
+    #[diesel(sql_type = BigInt)]
+    creditor_id: i64,
+    #[diesel(sql_type = BigInt)]
+    debtor_id: i64,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+    #[diesel(sql_type = BigInt)]
+    collector_id: i64,
+}
+
+async fn legs(conn: &mut AsyncPgConnection, sql: &str) -> Vec<Leg> {
+    let mut legs: Vec<Leg> = diesel::sql_query(sql).load(conn).await.unwrap();
+    legs.sort();
+    legs
+}
+
+/// The reference's end-to-end case of phase 2 → 3 (`test_try_to_advance_turn_to_phase3`):
+/// base 101 and 102 pegged to it at 2; three collectors; two sellers of 101, one of 102. The
+/// turn's minimum trade amount is 1000 instead of the reference's 5000: here every leg moves
+/// at least the minimum (docs/turns.md#guarantees-and-differences-from-the-reference), and
+/// the legs of 2500 and 3000 tokens of 102 would be below 5000; the rows are the reference's.
+#[tokio::test]
+async fn the_references_phase3_case_gives_its_exact_rows() {
+    let db = TestDb::migrated(Database::Solver).await;
+    let conn = &mut db.connect().await;
+    let mut solver = solver(&db);
+    solver.settings.base_debtor_info_locator = "https://example.com/101".into();
+    solver.settings.base_debtor_id = 101;
+    exec(
+        conn,
+        "INSERT INTO turn (started_at, base_debtor_info_locator, base_debtor_id, \
+         max_distance_to_base, min_trade_amount, phase, phase_deadline, collection_deadline) \
+         VALUES (now(), 'https://example.com/101', 101, 5, 1000, 2, now() - interval '1 second', \
+         now() + interval '30 days')",
+    )
+    .await;
+    let turn_id = turns(conn).await[0].turn_id;
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO currency_info VALUES \
+             ({turn_id}, 'https://example.com/101', 101, NULL, NULL, NULL, true), \
+             ({turn_id}, 'https://example.com/102', 102, 'https://example.com/101', 101, 2.0, true)"
+        ),
+    )
+    .await;
+    for (debtor, collector) in [(101, 997), (101, 998), (102, 999)] {
+        exec(
+            conn,
+            &format!(
+                "INSERT INTO collector_account VALUES ({debtor}, {collector}, {}, 'c{collector}', 2, now())",
+                i16_hash(collector)
+            ),
+        )
+        .await;
+    }
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO sell_offer VALUES ({turn_id}, 1, 101, 5000, 997), \
+             ({turn_id}, 2, 101, 6000, 998), ({turn_id}, 3, 102, 10000, 999)"
+        ),
+    )
+    .await;
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO buy_offer VALUES ({turn_id}, 1, 102, 20000), ({turn_id}, 2, 102, 20000), \
+             ({turn_id}, 3, 101, 30000)"
+        ),
+    )
+    .await;
+    solver.iteration().await.unwrap();
+    assert_eq!(turns(conn).await, vec![Phase { turn_id, phase: 3 }]);
+    assert_eq!(
+        count(
+            conn,
+            "turn WHERE phase_deadline IS NULL AND collection_started_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    for table in ["currency_info", "sell_offer", "buy_offer"] {
+        assert_eq!(count(conn, table).await, 0, "{table} deleted");
+    }
+    let leg = |creditor_id, debtor_id, amount, collector_id| Leg {
+        creditor_id,
+        debtor_id,
+        amount,
+        collector_id,
+    };
+    let takings = vec![
+        leg(1, 101, 5000, 997),
+        leg(2, 101, 6000, 998),
+        leg(3, 102, 5500, 999),
+    ];
+    assert_eq!(
+        legs(
+            conn,
+            "SELECT creditor_id, debtor_id, amount, collector_id FROM creditor_taking"
+        )
+        .await,
+        takings
+    );
+    assert_eq!(
+        legs(
+            conn,
+            "SELECT creditor_id, debtor_id, amount, collector_id FROM collector_collecting"
+        )
+        .await,
+        takings
+    );
+    let givings = legs(
+        conn,
+        "SELECT creditor_id, debtor_id, amount, collector_id FROM creditor_giving",
+    )
+    .await;
+    let c = givings
+        .iter()
+        .find(|g| g.creditor_id == 3)
+        .expect("3 is given 101")
+        .collector_id;
+    assert!(c == 997 || c == 998, "{c}");
+    let expected_givings = vec![
+        leg(1, 102, 2500, 999),
+        leg(2, 102, 3000, 999),
+        leg(3, 101, 11000, c),
+    ];
+    assert_eq!(givings, expected_givings);
+    assert_eq!(
+        legs(
+            conn,
+            "SELECT creditor_id, debtor_id, amount, collector_id FROM collector_dispatching"
+        )
+        .await,
+        expected_givings
+    );
+    let (from, to, amount) = if c == 997 {
+        (998, 997, 6000)
+    } else {
+        (997, 998, 5000)
+    };
+    assert_eq!(
+        legs(
+            conn,
+            "SELECT from_collector_id AS creditor_id, debtor_id, amount, \
+             to_collector_id AS collector_id FROM collector_sending"
+        )
+        .await,
+        vec![leg(from, 101, amount, to)]
+    );
+    assert_eq!(
+        legs(
+            conn,
+            "SELECT from_collector_id AS creditor_id, debtor_id, amount, \
+             to_collector_id AS collector_id FROM collector_receiving"
+        )
+        .await,
+        vec![leg(from, 101, amount, to)]
+    );
+    // Every hash column is the hash of its ID.
+    #[derive(QueryableByName)]
+    struct Hashed {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = SmallInt)]
+        hash: i16,
+    }
+    for (table, id, hash) in [
+        ("creditor_taking", "creditor_id", "creditor_hash"),
+        ("creditor_giving", "creditor_id", "creditor_hash"),
+        ("collector_collecting", "collector_id", "collector_hash"),
+        ("collector_dispatching", "collector_id", "collector_hash"),
+        (
+            "collector_sending",
+            "from_collector_id",
+            "from_collector_hash",
+        ),
+        (
+            "collector_receiving",
+            "to_collector_id",
+            "to_collector_hash",
+        ),
+    ] {
+        let rows: Vec<Hashed> =
+            diesel::sql_query(format!("SELECT {id} AS id, {hash} AS hash FROM {table}"))
+                .load(conn)
+                .await
+                .unwrap();
+        assert!(!rows.is_empty(), "{table}");
+        for r in rows {
+            assert_eq!(r.hash, i16_hash(r.id), "{table}: {}", r.id);
+        }
+    }
+}
