@@ -194,6 +194,7 @@ impl RollTurns {
                     return Ok(false);
                 }
                 db::insert_results(conn, rows).await?;
+                super::report::record(conn, turn, &output.stats, matcher).await?;
                 db::enter_phase3(conn, turn_id, Utc::now()).await?;
                 db::delete_phase2_inputs(conn).await?;
                 Ok(true)
