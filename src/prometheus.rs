@@ -39,6 +39,20 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Every metric of the service (`deploy/grafana/swpt-trade-dashboard.json` uses only these).
+pub const METRIC_NAMES: [&str; 10] = [
+    "swpt_trade_messages_consumed_total",
+    "swpt_trade_messages_handled_total",
+    "swpt_trade_messages_dead_lettered_total",
+    "swpt_trade_outbox_flushed_total",
+    "swpt_trade_turn_phase_changes_total",
+    "swpt_trade_turn_solve_seconds",
+    "swpt_trade_debtor_info_fetches_total",
+    "swpt_trade_transfer_attempts_total",
+    "swpt_trade_http_requests_total",
+    "swpt_trade_token_introspections_total",
+];
+
 /// The HELP lines of every metric.
 fn describe() {
     use metrics::{describe_counter, describe_histogram};
@@ -118,4 +132,37 @@ async fn serve(port: u16, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!("Serving metrics on port {port}.");
     server.await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::METRIC_NAMES;
+
+    #[test]
+    fn the_dashboard_shows_only_metrics_that_exist() {
+        let text = include_str!("../deploy/grafana/swpt-trade-dashboard.json");
+        let dashboard: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut shown = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let names = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("swpt_trade_"));
+                for name in names {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    assert!(METRIC_NAMES.contains(&base), "{name} in {expr}");
+                    shown += 1;
+                }
+            }
+        }
+        // Every metric has a panel.
+        for name in METRIC_NAMES {
+            assert!(text.contains(name), "{name} has no panel");
+        }
+        assert!(shown >= METRIC_NAMES.len());
+    }
 }

@@ -12,6 +12,7 @@ mod flush_runs;
 mod handlers;
 mod helpers;
 mod locks;
+mod metrics;
 mod outbox;
 mod robustness;
 mod scanners;
