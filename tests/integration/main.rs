@@ -6,6 +6,7 @@ mod config_errors;
 mod configure;
 mod consumer;
 mod debtors;
+mod deploy;
 mod flush;
 mod flush_recovery;
 mod flush_runs;

@@ -427,3 +427,40 @@ async fn a_trusted_proxys_header_names_the_caller() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_image_entrypoint_runs_the_webserver_binary_alone() {
+    let db = TestDb::migrated(Database::Solver).await;
+    let port = crate::web_support::free_port().to_string();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_swpt-trade"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let mut child = std::process::Command::new("sh")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/entrypoint.sh"),
+            "webserver",
+        ])
+        .env_clear()
+        .env("PATH", format!("{bin_dir}:/usr/bin:/bin"))
+        .env("SOLVER_POSTGRES_URL", &db.url)
+        .env("APP_TRUST_USER_ID_HEADER", "true")
+        .env("WEBSERVER_PORT", &port)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/trade/health/check/public");
+    let up = crate::util::wait_for(20, async || {
+        reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    // The shell replaced itself with the binary: no proxy, no process supervisor.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "the webserver did not answer");
+    assert_eq!(comm.trim(), "swpt-trade");
+}
