@@ -19,7 +19,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{Condition, Next, from_fn};
+use actix_web::middleware::{Condition, ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, Resource, web};
 use utoipa_actix_web::AppExt as _;
 use utoipa_swagger_ui::SwaggerUi;
@@ -143,6 +143,26 @@ async fn count_requests(
     Ok(response)
 }
 
+/// Makes every error response the JSON envelope, also those that actix-web gives by itself
+/// (a body over the size limit, a path that cannot be decoded…).
+fn json_errors<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let (request, plain) = response.into_parts();
+    let json = ApiError::new(plain.status()).response();
+    let response = ServiceResponse::new(request, json).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(response))
+}
+
 /// CORS as the reference's `APP_ENABLE_CORS`: any origin, a day's preflight cache, `Location`
 /// readable.
 fn cors() -> actix_cors::Cors {
@@ -223,6 +243,7 @@ pub async fn run(config: Config, command: &str) -> anyhow::Result<()> {
             .app_data(state.clone())
             .app_data(auth.clone())
             .wrap(from_fn(authorize))
+            .wrap(ErrorHandlers::new().default_handler(json_errors))
             .wrap(from_fn(count_requests))
             .wrap(Condition::new(enable_cors, cors()))
             .service(

@@ -339,6 +339,33 @@ async fn methods_options_and_unknown_paths() {
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(response.headers()["location"], "/trade/.docs/swagger-ui/");
     }
+    // Errors that actix-web gives by itself are JSON too: a body over the size limit.
+    let response = client
+        .post(&activate)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"numberOfAccounts\": 1, \"x\": \"{}\"}}",
+            "a".repeat(300_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body, json!({"code": 413, "status": "Payload Too Large"}));
+    // HEAD works wherever GET does.
+    let response = client
+        .head(server.url("/trade/turns"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client
+        .head(server.url("/trade/collectors/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     // No CORS headers unless APP_ENABLE_CORS.
     let response = client
         .get(&health)
@@ -463,4 +490,24 @@ async fn the_image_entrypoint_runs_the_webserver_binary_alone() {
     let _ = child.wait();
     assert!(up, "the webserver did not answer");
     assert_eq!(comm.trim(), "swpt-trade");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_webserver_with_status_0() {
+    let db = TestDb::migrated(Database::Solver).await;
+    let server = trusted(&db, &[]).await;
+    let health = server.url("/trade/health/check/public");
+    assert_eq!(
+        reqwest::get(&health).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap()
+        .expect("the webserver stops within 10 s");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        reqwest::get(&health).await.is_err(),
+        "nothing listens any more"
+    );
 }
