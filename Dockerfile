@@ -19,6 +19,10 @@ RUN groupadd --system swpt_trade \
 WORKDIR /usr/src/app
 COPY --from=build /usr/src/swpt-trade/target/release/swpt-trade /usr/local/bin/swpt-trade
 COPY entrypoint.sh /usr/src/app/entrypoint.sh
+# `webserver` is the binary alone on WEBSERVER_PORT: it checks OAuth 2.0 tokens itself
+# (OAUTH2_INTROSPECT_URL) and serves Swagger UI from the binary, so the image needs neither
+# Oathkeeper nor supervisord. `solver` and `worker` serve metrics on APP_METRICS_PORT when set.
+EXPOSE 8080
 RUN chown -R swpt_trade:swpt_trade /usr/src/app
 USER swpt_trade:swpt_trade
 ENTRYPOINT ["/usr/src/app/entrypoint.sh"]

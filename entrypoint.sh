@@ -1,7 +1,8 @@
 #!/bin/sh
 # The container's entrypoint: the reference's contract (docs/operations.md#docker-image). The
 # documented commands run the swpt-trade binary; anything else is executed verbatim (e.g. `sh`,
-# `psql`).
+# `psql`). Every role is the binary alone, `webserver` included: it checks tokens itself, so
+# there is no Oathkeeper configuration to generate and no supervisord to start.
 set -e
 
 # Development: replace "localhost" (after "//" or "@") by the Docker host's address in each

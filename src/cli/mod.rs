@@ -97,12 +97,6 @@ fn config_error(name: &str, e: &crate::config::ConfigError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The exit status of a command whose work belongs to a later issue.
-fn not_implemented(name: &str) -> ExitCode {
-    eprintln!("{name}: not implemented yet");
-    ExitCode::from(2)
-}
-
 /// Builds a multi-threaded tokio runtime for a command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -176,8 +170,9 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
         Command::TriggerTransfers(args) => {
             runtime()?.block_on(transfers::run_trigger(args, &config, name))
         }
-        // The admin API comes with the admin-API work.
-        Command::Webserver => Ok(not_implemented(name)),
+        Command::Webserver => runtime()?
+            .block_on(crate::web::run(config, name))
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn run(args: RollTurnsArgs, config: &Config, command: &str) -> anyhow:
     let mut schedule = Schedule::every(check_interval, args.quit_early);
     schedule.jitter = 0.0; // turns are scheduled by the clock, not spread out
     runner.spawn_job(RollTurns { pool, settings }, schedule);
+    crate::prometheus::spawn_server(&runner, config.metrics_port);
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

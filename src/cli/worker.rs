@@ -67,6 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
              are requested."
         );
     }
+    crate::prometheus::spawn_server(&runner, config.metrics_port);
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -51,15 +51,26 @@ impl CollectorIds {
         existing: &[i64],
         alive: usize,
     ) -> Result<Vec<i64>, NotEnoughCollectorIds> {
-        let wanted = self.per_debtor as usize;
+        self.plan_up_to(debtor_id, existing, alive, self.per_debtor as usize)
+    }
+
+    /// [`CollectorIds::plan`] for `wanted` alive collectors instead of `per_debtor` (the admin
+    /// API's `numberOfAccounts`).
+    ///
+    /// # Errors
+    ///
+    /// As [`CollectorIds::check_capacity`] for the dead IDs and `wanted`.
+    pub fn plan_up_to(
+        &self,
+        debtor_id: i64,
+        existing: &[i64],
+        alive: usize,
+        wanted: usize,
+    ) -> Result<Vec<i64>, NotEnoughCollectorIds> {
         if alive >= wanted {
             return Ok(Vec::new());
         }
-        let dead = existing.len().saturating_sub(alive);
-        let span = i128::from(self.max) - i128::from(self.min) + 1;
-        if ((dead + wanted) as i128) > span * 3 / 4 {
-            return Err(NotEnoughCollectorIds);
-        }
+        self.check_capacity(existing.len().saturating_sub(alive), wanted)?;
         let mut taken: std::collections::HashSet<i64> = existing.iter().copied().collect();
         let mut random = pyrandom::PyRandom::new(i128::from(debtor_id));
         let mut new = Vec::with_capacity(wanted - alive);
@@ -70,6 +81,20 @@ impl CollectorIds {
             }
         }
         Ok(new)
+    }
+
+    /// Checks that `dead + wanted` IDs use at most three quarters of the range.
+    ///
+    /// # Errors
+    ///
+    /// When they would use more.
+    pub fn check_capacity(&self, dead: usize, wanted: usize) -> Result<(), NotEnoughCollectorIds> {
+        let span = i128::from(self.max) - i128::from(self.min) + 1;
+        let total = (dead as i128).saturating_add(wanted as i128);
+        if total > span * 3 / 4 {
+            return Err(NotEnoughCollectorIds);
+        }
+        Ok(())
     }
 }
 

@@ -59,6 +59,8 @@ pub const MAX_DATE_OFFSET_DAYS: f64 = 36_500.0;
 /// The longest timeout in seconds (one day): `APP_DB_ACQUIRE_TIMEOUT_SECONDS`,
 /// `APP_SHUTDOWN_TIMEOUT`.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// The largest `TOKEN_INTROSPECTION_CACHE_MAX_COST` (bytes of cached introspection results).
+pub const MAX_TOKEN_CACHE_COST: u64 = 10_000_000_000;
 /// The longest `APP_DB_STATEMENT_TIMEOUT_SECONDS`: PostgreSQL's `statement_timeout` is a
 /// number of milliseconds that fits in 32 bits.
 pub const MAX_STATEMENT_TIMEOUT_SECS: f64 = 2_147_483.647;
@@ -356,6 +358,14 @@ pub struct WebConfig {
     pub api_title: String,
     /// `API_VERSION`.
     pub api_version: String,
+    /// `APP_TRUST_USER_ID_HEADER`: a trusted proxy in front authenticates every request and
+    /// passes the caller in `X-Swpt-User-Id`, so the webserver introspects no tokens.
+    pub trust_user_id_header: bool,
+    /// `TOKEN_INTROSPECTION_CACHE_MAX_COST`: the introspection cache's size, in bytes of
+    /// cached results.
+    pub token_cache_max_cost: u64,
+    /// `APP_TOKEN_INTROSPECTION_TIMEOUT_SECONDS`: how long one introspection request may take.
+    pub introspection_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -379,6 +389,9 @@ impl std::fmt::Debug for WebConfig {
             .field("port", &self.port)
             .field("api_title", &self.api_title)
             .field("api_version", &self.api_version)
+            .field("trust_user_id_header", &self.trust_user_id_header)
+            .field("token_cache_max_cost", &self.token_cache_max_cost)
+            .field("introspection_timeout", &self.introspection_timeout)
             .finish()
     }
 }
@@ -404,6 +417,9 @@ pub struct Config {
     pub web: WebConfig,
     /// `SETUP_RABBITMQ_BINDINGS` equals `yes`.
     pub setup_rabbitmq_bindings: bool,
+    /// `APP_METRICS_PORT`: the port on which `solver` and `worker` serve `/metrics` (none
+    /// when unset or empty).
+    pub metrics_port: Option<u16>,
 }
 
 impl Config {
@@ -439,6 +455,13 @@ impl Config {
             scans: scan::read_scans(env)?,
             web: read_web(env)?,
             setup_rabbitmq_bindings: env.raw("SETUP_RABBITMQ_BINDINGS")?.as_deref() == Some("yes"),
+            metrics_port: match env.raw("APP_METRICS_PORT")? {
+                Some(v) if !v.is_empty() => Some(
+                    parse::parse_count_in(&v, 1, u16::MAX.into())
+                        .map_err(|r| ConfigError::new("APP_METRICS_PORT", &v, r))?,
+                ),
+                _ => None,
+            },
         };
         config.check_sanity(env)?;
         Ok(config)
@@ -713,7 +736,12 @@ fn read_worker(env: &EnvReader<'_>) -> Result<WorkerConfig, ConfigError> {
 
 fn read_web(env: &EnvReader<'_>) -> Result<WebConfig, ConfigError> {
     Ok(WebConfig {
-        oauth2_introspect_url: env.raw("OAUTH2_INTROSPECT_URL")?.filter(|s| !s.is_empty()),
+        oauth2_introspect_url: match env.raw("OAUTH2_INTROSPECT_URL")? {
+            Some(v) if !v.is_empty() => Some(
+                parse_http_url(&v).map_err(|r| ConfigError::new("OAUTH2_INTROSPECT_URL", &v, r))?,
+            ),
+            _ => None,
+        },
         oauth2_superuser_username: env
             .string("OAUTH2_SUPERUSER_USERNAME", "creditors-superuser")?,
         oauth2_supervisor_username: env
@@ -727,7 +755,30 @@ fn read_web(env: &EnvReader<'_>) -> Result<WebConfig, ConfigError> {
         port: env.count("WEBSERVER_PORT", 8080)?,
         api_title: env.string("API_TITLE", "Trade API")?,
         api_version: env.string("API_VERSION", "v1")?,
+        trust_user_id_header: env.bool("APP_TRUST_USER_ID_HEADER", false)?,
+        token_cache_max_cost: env.positive_at_most(
+            "TOKEN_INTROSPECTION_CACHE_MAX_COST",
+            10_000_000,
+            MAX_TOKEN_CACHE_COST,
+        )?,
+        introspection_timeout: env.parsed(
+            "APP_TOKEN_INTROSPECTION_TIMEOUT_SECONDS",
+            Duration::from_secs(5),
+            |v| match parse::parse_seconds_in(v, 0.0, MAX_TIMEOUT_SECS)? {
+                Duration::ZERO => Err("must be greater than 0".into()),
+                d => Ok(d),
+            },
+        )?,
     })
+}
+
+/// An `http://` or `https://` URL with a host (`OAUTH2_INTROSPECT_URL`).
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected an http:// or https:// URL".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[cfg(test)]

@@ -300,6 +300,24 @@ fn bad_values_name_the_variable() {
             "SQLALCHEMY_ENGINE_OPTIONS",
         ),
         (&[("WEBSERVER_PORT", "70000")], "WEBSERVER_PORT"),
+        (
+            &[("OAUTH2_INTROSPECT_URL", "ftp://x/y")],
+            "OAUTH2_INTROSPECT_URL",
+        ),
+        (
+            &[("OAUTH2_INTROSPECT_URL", "not a url")],
+            "OAUTH2_INTROSPECT_URL",
+        ),
+        (
+            &[("TOKEN_INTROSPECTION_CACHE_MAX_COST", "0")],
+            "TOKEN_INTROSPECTION_CACHE_MAX_COST",
+        ),
+        (
+            &[("APP_TOKEN_INTROSPECTION_TIMEOUT_SECONDS", "0")],
+            "APP_TOKEN_INTROSPECTION_TIMEOUT_SECONDS",
+        ),
+        (&[("APP_METRICS_PORT", "0")], "APP_METRICS_PORT"),
+        (&[("APP_METRICS_PORT", "65536")], "APP_METRICS_PORT"),
     ];
     for (vars, var) in cases {
         let err = config_with(vars).expect_err(&format!("{vars:?} should be rejected"));
@@ -680,4 +698,37 @@ fn database_and_shutdown_timeouts_are_read() {
             "{var}={bad} should be refused"
         );
     }
+}
+
+#[test]
+fn web_and_metrics_settings_have_safe_defaults() {
+    let c = config_with(&[]).unwrap();
+    assert_eq!(c.web.oauth2_introspect_url, None);
+    assert!(!c.web.trust_user_id_header);
+    assert_eq!(c.web.token_cache_max_cost, 10_000_000);
+    assert_eq!(c.web.introspection_timeout, Duration::from_secs(5));
+    assert_eq!(c.metrics_port, None);
+    let c = config_with(&[
+        (
+            "OAUTH2_INTROSPECT_URL",
+            "http://127.0.0.1:4445/oauth2/introspect",
+        ),
+        ("APP_TRUST_USER_ID_HEADER", "true"),
+        ("TOKEN_INTROSPECTION_CACHE_MAX_COST", "1000"),
+        ("APP_TOKEN_INTROSPECTION_TIMEOUT_SECONDS", "0.5"),
+        ("APP_METRICS_PORT", "9100"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.web.oauth2_introspect_url.as_deref(),
+        Some("http://127.0.0.1:4445/oauth2/introspect")
+    );
+    assert!(c.web.trust_user_id_header);
+    assert_eq!(c.web.token_cache_max_cost, 1000);
+    assert_eq!(c.web.introspection_timeout, Duration::from_millis(500));
+    assert_eq!(c.metrics_port, Some(9100));
+    // Empty values are unset values.
+    let c = config_with(&[("OAUTH2_INTROSPECT_URL", ""), ("APP_METRICS_PORT", "")]).unwrap();
+    assert_eq!(c.web.oauth2_introspect_url, None);
+    assert_eq!(c.metrics_port, None);
 }

@@ -114,6 +114,7 @@ impl<H: HandleMessages> BatchHandler<H> {
             match decode_delivery(content_type, message_type, &delivery.data) {
                 Err(e) => {
                     tracing::error!("{e}");
+                    metrics::counter!("swpt_trade_messages_dead_lettered_total", "type" => "invalid").increment(1);
                     reject(&delivery).await;
                 }
                 Ok(m) if !m.belongs_to(&self.realm) => {
@@ -125,7 +126,10 @@ impl<H: HandleMessages> BatchHandler<H> {
                         )))
                     });
                 }
-                Ok(m) => valid.push((delivery, m)),
+                Ok(m) => {
+                    metrics::counter!("swpt_trade_messages_consumed_total", "type" => m.message_type()).increment(1);
+                    valid.push((delivery, m));
+                }
             }
         }
         self.handle_valid(valid).await?;
@@ -144,6 +148,7 @@ impl<H: HandleMessages> BatchHandler<H> {
                 .await;
             if matches!(together, Ok(Ok(()))) {
                 futures::future::join_all(valid.iter().map(|(delivery, _)| ack(delivery))).await;
+                valid.iter().for_each(|(_, m)| metrics::counter!("swpt_trade_messages_handled_total", "type" => m.message_type()).increment(1));
                 return Ok(());
             }
         }
@@ -167,6 +172,8 @@ impl<H: HandleMessages> BatchHandler<H> {
             match self.handle_with_retries(message).await {
                 Ok(()) => {
                     ack(delivery).await;
+                    metrics::counter!("swpt_trade_messages_handled_total", "type" => message_type)
+                        .increment(1);
                     return Ok(());
                 }
                 Err(Failure::Transient(e)) => {
@@ -179,6 +186,7 @@ impl<H: HandleMessages> BatchHandler<H> {
                             "Dead-lettering a {message_type} message that failed {failures} times: {reason}"
                         );
                         reject(delivery).await;
+                        metrics::counter!("swpt_trade_messages_dead_lettered_total", "type" => message_type).increment(1);
                         return Ok(());
                     }
                     tracing::warn!(

@@ -81,6 +81,19 @@ enum Outcome {
     Retry(Option<i16>),
 }
 
+impl Outcome {
+    /// The outcome's name in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Drop => "dropped",
+            Self::Cached(_) => "cached",
+            Self::Fetched(_) => "fetched",
+            Self::Retry(Some(_)) => "http_error",
+            Self::Retry(None) => "failed",
+        }
+    }
+}
+
 /// Fetches debtor info documents of one worker database.
 pub struct Fetcher {
     pool: WorkerPool,
@@ -200,6 +213,8 @@ impl Fetcher {
             .await;
         let mut outcomes = resolved;
         for (i, outcome) in fetched {
+            metrics::counter!("swpt_trade_debtor_info_fetches_total", "outcome" => outcome.label())
+                .increment(1);
             if let Some(slot) = outcomes.get_mut(i) {
                 *slot = Some(outcome);
             }

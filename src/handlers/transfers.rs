@@ -176,6 +176,8 @@ pub async fn prepared_transfer(
         && attempt.failure_code.is_none()
     {
         if attempt.transfer_id.is_none() {
+            metrics::counter!("swpt_trade_transfer_attempts_total", "outcome" => "prepared")
+                .increment(1);
             attempt.transfer_id = Some(m.transfer_id);
             attempt.finalized_at = Some(now);
             db::save_attempt(conn, key, &attempt).await?;
@@ -248,6 +250,8 @@ pub async fn finalized_transfer(
         return Ok(());
     }
     if m.status_code == "OK" && Some(m.committed_amount) == attempt.amount {
+        metrics::counter!("swpt_trade_transfer_attempts_total", "outcome" => "committed")
+            .increment(1);
         db::delete_attempt(conn, key).await?;
         return Ok(());
     }
@@ -273,6 +277,7 @@ async fn fail_attempt(
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
     let action = attempt.fail(status_code, &attempt_settings(config), now);
+    metrics::counter!("swpt_trade_transfer_attempts_total", "outcome" => "failed").increment(1);
     db::save_attempt(conn, key, attempt).await?;
     act(conn, key, action, attempt, now).await
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +66,9 @@ pub struct Runner {
     tracker: TaskTracker,
     fatal: Arc<Mutex<Option<anyhow::Error>>>,
     drain_timeout: Duration,
+    /// Whether a task was ever spawned: a runner whose tasks all ended is done, one that never
+    /// had a task is an idle command (the tracker is empty in both cases).
+    spawned: AtomicBool,
 }
 
 impl Runner {
@@ -76,6 +80,7 @@ impl Runner {
             tracker: TaskTracker::new(),
             fatal: Arc::default(),
             drain_timeout,
+            spawned: AtomicBool::new(false),
         }
     }
 
@@ -91,6 +96,7 @@ impl Runner {
 
     /// Spawns `job` on `schedule`.
     pub fn spawn_job<J: Job>(&self, mut job: J, schedule: Schedule) {
+        self.spawned.store(true, Ordering::SeqCst);
         let token = self.token.clone();
         let fatal = self.fatal.clone();
         self.tracker.spawn(async move {
@@ -142,6 +148,7 @@ impl Runner {
         F: FnMut(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send,
     {
+        self.spawned.store(true, Ordering::SeqCst);
         let token = self.token.clone();
         let fatal = self.fatal.clone();
         self.tracker.spawn(async move {
@@ -178,7 +185,9 @@ impl Runner {
     /// The first fatal failure of a task, or tasks still running when the drain timed out.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.tracker.close();
-        if self.tracker.is_empty() {
+        // Not `tracker.is_empty()`: a task that ended before this call (a run-once service
+        // with nothing to do) would make the runner wait for a stop signal forever.
+        if !self.spawned.load(Ordering::SeqCst) {
             self.token.cancelled().await;
         }
         tokio::select! {
@@ -290,6 +299,18 @@ mod tests {
             run_once,
             on_failure,
         }
+    }
+
+    #[tokio::test]
+    async fn a_runner_whose_only_task_ended_early_is_done() {
+        let stop = CancellationToken::new();
+        let runner = Runner::new(&stop, Duration::from_secs(1));
+        runner.spawn_service("quick".into(), OnFailure::Exit, |_| async { Ok(()) });
+        // The task ends before `wait` looks at the tracker.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waited = tokio::time::timeout(Duration::from_secs(5), runner.wait()).await;
+        assert!(waited.expect("the runner is done").is_ok());
+        assert!(!stop.is_cancelled());
     }
 
     #[tokio::test(start_paused = true)]

@@ -151,6 +151,8 @@ impl Flusher {
         let mut count = 0;
         loop {
             let n = self.flush_batch_with_retries(kind, burst).await?;
+            metrics::counter!("swpt_trade_outbox_flushed_total", "kind" => kind.class_name())
+                .increment(n as u64);
             count += n;
             if n < burst {
                 return Ok(count);

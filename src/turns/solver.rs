@@ -214,6 +214,18 @@ impl RollTurns {
                 stats.currencies,
                 stats.traded_volume,
             );
+            // The turn's report, right after the phase change (its inputs are deleted only
+            // after it): a report that cannot be written is logged, the turn goes on.
+            let mut conn = self.pool.get().await?;
+            let recorded = conn
+                .build_transaction()
+                .run(async |conn: &mut AsyncPgConnection| {
+                    super::report::record(conn, turn, stats, matcher).await
+                })
+                .await;
+            if let Err(e) = recorded {
+                tracing::warn!(turn.id = turn_id, "Turn {turn_id} has no report: {e:#}");
+            }
         } else {
             tracing::info!(turn.id = turn_id, "Turn {turn_id} was solved elsewhere.");
         }

@@ -144,16 +144,6 @@ fn a_database_url_is_required_where_it_is_used() {
 }
 
 #[test]
-fn commands_of_later_issues_say_so() {
-    let out = run_binary(&["webserver"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        "webserver: not implemented yet"
-    );
-}
-
-#[test]
 fn log_lines_carry_the_command_in_both_formats() {
     let bad_db = [(
         "WORKER_POSTGRES_URL",

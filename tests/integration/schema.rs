@@ -128,7 +128,7 @@ async fn check_schema_file(db: Database, expected_tables: usize) {
 
 #[tokio::test]
 async fn solver_schema_file_matches_the_migrations() {
-    check_schema_file(Database::Solver, 13).await;
+    check_schema_file(Database::Solver, 14).await;
 }
 
 #[tokio::test]

@@ -2,5 +2,6 @@
 //! solving a turn (docs/turns.md#solver-database-tables).
 
 pub mod collectors;
+pub mod reports;
 pub mod schema;
 pub mod turns;

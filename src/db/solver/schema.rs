@@ -143,6 +143,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    turn_report (turn_id) {
+        turn_id -> Int4,
+        solved_at -> Timestamptz,
+        matcher -> Varchar,
+        currencies -> Int4,
+        confirmed_currencies -> Int4,
+        priced_currencies -> Int4,
+        sell_offers -> Int8,
+        sell_volume -> Float8,
+        buy_offers -> Int8,
+        buy_volume -> Float8,
+        traded_volume -> Float8,
+        lp_bound -> Float8,
+        participants -> Int8,
+        cycles -> Nullable<Int8>,
+        solve_ms -> Float8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     buy_offer,
     collector_account,
@@ -157,4 +177,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     debtor_info,
     sell_offer,
     turn,
+    turn_report,
 );

@@ -105,6 +105,9 @@ pub async fn insert_turn(conn: &mut AsyncPgConnection, new: &NewTurn<'_>) -> Que
         .returning(Turn::as_returning())
         .get_result(conn)
         .await
+        .inspect(|_| {
+            metrics::counter!("swpt_trade_turn_phase_changes_total", "phase" => "1").increment(1)
+        })
 }
 
 /// The turn, locked for update until the transaction ends.
@@ -156,6 +159,8 @@ pub async fn set_phase(
         ))
         .execute(conn)
         .await?;
+    metrics::counter!("swpt_trade_turn_phase_changes_total", "phase" => phase.to_string())
+        .increment(1);
     Ok(())
 }
 
@@ -175,6 +180,7 @@ pub async fn enter_phase2(
         ))
         .execute(conn)
         .await?;
+    metrics::counter!("swpt_trade_turn_phase_changes_total", "phase" => "2").increment(1);
     Ok(())
 }
 
@@ -192,6 +198,7 @@ pub async fn enter_phase3(
         ))
         .execute(conn)
         .await?;
+    metrics::counter!("swpt_trade_turn_phase_changes_total", "phase" => "3").increment(1);
     Ok(())
 }
 
