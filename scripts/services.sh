@@ -32,17 +32,33 @@ ensure_postgres() {
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   # Exit status 2 means the cluster runs already.
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
-  for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
-  # A fresh Debian cluster asks loopback clients for a password: trust them instead.
-  local hba="/etc/postgresql/$version/main/pg_hba.conf"
-  if ! grep -q '^# swpt-trade development' "$hba"; then
-    echo "Letting loopback clients connect to PostgreSQL without a password ($hba)..."
-    $SUDO sed -i "1i # swpt-trade development: trust loopback clients\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust" "$hba"
-    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+  if ! pg_ready; then
+    # A fresh Debian cluster asks loopback clients for a password: trust them instead.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! grep -q '^# swpt-trade development' "$hba"; then
+      echo "Letting loopback clients connect to PostgreSQL without a password ($hba)..."
+      $SUDO sed -i "1i # swpt-trade development: trust loopback clients\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust" "$hba"
+      $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    fi
+    for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
   fi
-  for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
-  echo "PostgreSQL does not accept connections on 127.0.0.1:5432" >&2
-  return 1
+  if ! pg_ready; then
+    echo "PostgreSQL does not accept connections on 127.0.0.1:5432" >&2
+    return 1
+  fi
+  # The test suite runs whole systems (a solver, two workers, each with its pools) beside
+  # other tests: Debian's 100 connections are not enough.
+  local max
+  max=$(psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW max_connections')
+  if [ "$max" -lt 300 ]; then
+    echo "Raising PostgreSQL's max_connections from $max to 300 (restarts the cluster)..."
+    psql -h 127.0.0.1 -U postgres -d postgres -qc 'ALTER SYSTEM SET max_connections = 300'
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+    for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+    echo "PostgreSQL did not come back after the restart" >&2
+    return 1
+  fi
 }
 
 ensure_rabbitmq() {

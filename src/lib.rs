@@ -19,6 +19,7 @@
 //! - [`scanners`]: the worker's table scanners, which delete rows no longer needed.
 //! - [`turns`]: trading turns: the solver's turn loop and its schedule.
 //! - [`transfers`]: a turn's transfer notes and the demurrage formula (pure).
+//! - [`simulator`]: `simulate`, the service's peers simulated, with an audit of every turn.
 //! - [`telemetry`]: logging in the reference's text and JSON formats.
 
 pub mod broker;
@@ -37,6 +38,7 @@ pub mod prometheus;
 pub mod scanners;
 pub mod sharding;
 pub mod shutdown;
+pub mod simulator;
 pub mod solver;
 pub mod telemetry;
 pub mod transfers;

@@ -106,6 +106,9 @@ pub enum Command {
     ScanAll,
     /// Solves one trading turn from CSV files and writes the six result tables as CSV files.
     SolveOffline(crate::offline::SolveOfflineArgs),
+    /// Simulates the service's peers — an accounting authority, a Creditors Agent and the
+    /// currencies' debtor info documents — and audits every turn (not for production).
+    Simulate(super::simulate::SimulateArgs),
 }
 
 /// `configure [solver|worker]`.

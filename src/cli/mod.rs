@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod flush;
 pub mod pristine;
 pub mod scan;
+pub mod simulate;
 pub mod transfers;
 pub mod turns;
 pub mod verify_shard;
@@ -170,6 +171,7 @@ fn run(command: Command, config: Config, name: &str) -> anyhow::Result<ExitCode>
         Command::TriggerTransfers(args) => {
             runtime()?.block_on(transfers::run_trigger(args, &config, name))
         }
+        Command::Simulate(args) => runtime()?.block_on(simulate::run(args, &config)),
         Command::Webserver => runtime()?
             .block_on(crate::web::run(config, name))
             .map(|()| ExitCode::SUCCESS),

@@ -285,6 +285,11 @@ pub async fn wait_for<F: AsyncFnMut() -> bool>(secs: u64, condition: F) -> bool 
     wait_until(Duration::from_secs(secs), condition).await
 }
 
+/// Held by each test that runs the whole system (a solver, workers and the simulator, each
+/// with its connection pools): two at once would exhaust PostgreSQL's connections on top of
+/// the other tests, and the two cores.
+pub static WHOLE_SYSTEM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A TCP proxy in front of the broker, whose connections a test can break at once, as a broker
 /// restart would (the management API lists new connections only seconds later).
 pub struct BrokerProxy {

@@ -1,18 +1,20 @@
 //! An in-process, deterministic network simulator: one solver database and two worker shards
 //! (`0.#` and `1.#`) on real PostgreSQL databases, driven through whole trading turns by the
 //! real turn loops, handlers and transfer jobs, with money kept by a stand-in accounting
-//! authority ([`authority::Authority`]). No broker: [`Sim::pump`] moves the outbox rows of
-//! every shard to their receivers — SMP requests to the authority, internal messages to the
-//! shard whose realm owns them, the authority's answers to the shard of their creditor — each
-//! handled in its own transaction, as the consumer does.
+//! authority ([`authority::Authority`], `swpt_trade::simulator`'s, the one `swpt-trade
+//! simulate` runs). No broker: [`Sim::pump`] moves the outbox rows of every shard to their
+//! receivers — SMP requests to the authority, internal messages to the shard whose realm owns
+//! them, the authority's answers to the shard of their creditor — each handled in its own
+//! transaction, as the consumer does.
 //!
 //! Faults ([`Options`]): every message delivered twice, deliveries shuffled by a seeded RNG,
 //! selected messages held back and delivered late ([`Sim::hold_if`], [`Sim::release_held`]),
 //! handler transactions rolled back after running and delivered again later (a killed
 //! worker), and the authority rejecting transfer requests ([`Authority`]'s knobs).
 
-pub mod authority;
 pub mod model;
+
+pub use swpt_trade::simulator::authority;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,18 +1,28 @@
-//! A stand-in accounting authority: it keeps the accounts' balances and answers the three SMP
-//! requests a worker sends (`ConfigureAccount`, `PrepareTransfer`, `FinalizeTransfer`) the way
-//! the Swaptacular Messaging Protocol describes, with `PreparedTransfer`, `RejectedTransfer`,
-//! `FinalizedTransfer` and `AccountTransfer` messages.
+//! A stand-in accounting authority of every currency: it keeps the accounts' balances and
+//! answers the three SMP requests a worker sends (`ConfigureAccount`, `PrepareTransfer`,
+//! `FinalizeTransfer`) the way the Swaptacular Messaging Protocol describes, with
+//! `AccountUpdate`, `PreparedTransfer`, `RejectedTransfer`, `FinalizedTransfer` and
+//! `AccountTransfer` messages (docs/messages.md#smp-messages-from-accounting-authorities).
 //!
 //! It is idempotent as an accounting authority must be: a repeated `PrepareTransfer` (same
 //! coordinator ID and coordinator request ID) gets the same answer again, and a
 //! `FinalizeTransfer` of an unknown or already finalized transfer is ignored.
+//!
+//! Balances are principals, moved only by committed transfers and kept exactly. The interest
+//! rate ([`Authority::interest_rate`]) is announced — in every `AccountUpdate` and, as the
+//! demurrage rate, in every `PreparedTransfer` — so that the workers discount their transfers
+//! for it, but it is never charged: every unit of a currency stays accounted for.
+//!
+//! The authority is pure (no I/O): `swpt-trade simulate` runs it behind RabbitMQ, the
+//! integration tests call it directly.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
-use swpt_trade::messages::{
-    AccountTransfer, FinalizeTransfer, FinalizedTransfer, IncomingMessage, OutgoingMessage,
-    PrepareTransfer, PreparedTransfer, RejectedTransfer,
+
+use crate::messages::{
+    AccountTransfer, AccountUpdate, ConfigureAccount, FinalizeTransfer, FinalizedTransfer,
+    IncomingMessage, OutgoingMessage, PrepareTransfer, PreparedTransfer, RejectedTransfer,
 };
 
 /// The default `MIN_COLLECTOR_ID` and `MAX_COLLECTOR_ID`.
@@ -24,6 +34,19 @@ pub fn is_collector(creditor_id: i64) -> bool {
     (MIN_COLLECTOR_ID..=MAX_COLLECTOR_ID).contains(&creditor_id)
 }
 
+/// The media type of the debtor info documents the authority names.
+pub const DEBTOR_INFO_CONTENT_TYPE: &str = "application/vnd.swaptacular.coin-info+json";
+
+/// The configuration of an account, as the last applied `ConfigureAccount` set it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountConfig {
+    pub ts: DateTime<Utc>,
+    pub seqnum: i32,
+    pub negligible_amount: f64,
+    pub config_data: String,
+    pub config_flags: i32,
+}
+
 /// An account at the authority.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
@@ -33,6 +56,15 @@ pub struct Account {
     pub locked: i64,
     pub creation_date: NaiveDate,
     pub last_transfer_number: i64,
+    /// Set for accounts created or configured with `ConfigureAccount`: only those get
+    /// `AccountUpdate` messages (the others belong to the Creditors Agent).
+    pub config: Option<AccountConfig>,
+    /// The latest change of the account (`last_change_ts`, `last_change_seqnum`).
+    pub last_change: (DateTime<Utc>, i32),
+    /// When the last transfer was committed (the creation time before any).
+    pub last_transfer_committed_at: DateTime<Utc>,
+    /// The balance changed since the last `AccountUpdate`.
+    pub changed: bool,
 }
 
 /// How a prepared transfer ended.
@@ -59,6 +91,8 @@ pub struct Transfer {
     pub prepared_at: DateTime<Utc>,
     /// `None` while the transfer is open.
     pub outcome: Option<Outcome>,
+    /// When it was finalized.
+    pub finalized_at: Option<DateTime<Utc>>,
 }
 
 /// A committed transfer: money moved from one account to another.
@@ -111,6 +145,19 @@ pub struct Authority {
     pub received: BTreeMap<&'static str, usize>,
     /// `FinalizeTransfer`s of unknown or already finalized transfers (ignored).
     pub ignored_finalizations: usize,
+    /// Knob: answer `ConfigureAccount` (create the account, send `AccountUpdate`). Off, a
+    /// `ConfigureAccount` is only counted, for networks whose accounts are opened beforehand.
+    pub answer_configurations: bool,
+    /// The `interest_rate` announced in every `AccountUpdate` (percent a year).
+    pub interest_rate: f64,
+    /// The `commit_period` of every `AccountUpdate` (seconds).
+    pub commit_period: i32,
+    /// The `transfer_note_max_bytes` of every `AccountUpdate`.
+    pub transfer_note_max_bytes: i32,
+    /// The `ttl` of every `AccountUpdate` (seconds).
+    pub account_update_ttl: i32,
+    /// The debtor info IRI of each currency, named in its accounts' `AccountUpdate`s.
+    pub debtor_info_iris: HashMap<i64, String>,
 }
 
 impl Default for Authority {
@@ -130,6 +177,12 @@ impl Default for Authority {
             rejections: Vec::new(),
             received: BTreeMap::new(),
             ignored_finalizations: 0,
+            answer_configurations: false,
+            interest_rate: 0.0,
+            commit_period: 31 * 86_400,
+            transfer_note_max_bytes: 500,
+            account_update_ttl: 86_400,
+            debtor_info_iris: HashMap::new(),
         }
     }
 }
@@ -150,6 +203,7 @@ impl Authority {
         creation_date: NaiveDate,
         last_transfer_number: i64,
     ) {
+        let created_at = creation_date.and_time(chrono::NaiveTime::MIN).and_utc();
         let previous = self.accounts.insert(
             (debtor_id, creditor_id),
             Account {
@@ -158,6 +212,10 @@ impl Authority {
                 locked: 0,
                 creation_date,
                 last_transfer_number,
+                config: None,
+                last_change: (created_at, 0),
+                last_transfer_committed_at: created_at,
+                changed: false,
             },
         );
         assert!(
@@ -168,6 +226,41 @@ impl Authority {
             .account_ids
             .insert((debtor_id, account_id.into()), creditor_id);
         assert!(clash.is_none(), "account ID {account_id} used twice");
+    }
+
+    /// Whether `(debtor_id, creditor_id)` has an account.
+    pub fn has_account(&self, debtor_id: i64, creditor_id: i64) -> bool {
+        self.accounts.contains_key(&(debtor_id, creditor_id))
+    }
+
+    /// Opens an account that the service configured earlier (a collector account of a
+    /// previous run, say): zero balance, configured now, account ID `account_id`. Nothing
+    /// happens when the account exists.
+    pub fn restore_configured_account(
+        &mut self,
+        debtor_id: i64,
+        creditor_id: i64,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) {
+        if self.has_account(debtor_id, creditor_id)
+            || self
+                .account_ids
+                .contains_key(&(debtor_id, account_id.to_owned()))
+        {
+            return;
+        }
+        self.open_account(debtor_id, creditor_id, account_id, 0, now.date_naive(), 0);
+        let account = self.accounts.get_mut(&(debtor_id, creditor_id)).unwrap();
+        account.config = Some(AccountConfig {
+            ts: now,
+            seqnum: 0,
+            negligible_amount: 0.0,
+            config_data: String::new(),
+            config_flags: 0,
+        });
+        account.last_change = (now, 1);
+        account.last_transfer_committed_at = now;
     }
 
     /// The account of `(debtor_id, creditor_id)`.
@@ -219,6 +312,162 @@ impl Authority {
             .sum()
     }
 
+    /// The sum of every account's principal, per currency.
+    pub fn totals(&self) -> BTreeMap<i64, i128> {
+        let mut totals = BTreeMap::new();
+        for ((debtor_id, _), a) in &self.accounts {
+            *totals.entry(*debtor_id).or_default() += i128::from(a.principal);
+        }
+        totals
+    }
+
+    /// Takes the commits recorded so far (a long-running authority drains them, so that they
+    /// do not pile up).
+    pub fn drain_commits(&mut self) -> Vec<Commit> {
+        std::mem::take(&mut self.commits)
+    }
+
+    /// Forgets the transfers finalized before `before`, and the answers to their requests
+    /// (a real authority deletes finalized transfers too).
+    pub fn forget_finalized_before(&mut self, before: DateTime<Utc>) -> usize {
+        let old: Vec<(i64, (i64, i64))> = self
+            .transfers
+            .values()
+            .filter(|t| t.finalized_at.is_some_and(|at| at < before))
+            .map(|t| (t.transfer_id, (t.coordinator_id, t.coordinator_request_id)))
+            .collect();
+        for (transfer_id, request) in &old {
+            self.transfers.remove(transfer_id);
+            if matches!(self.answers.get(request), Some(Answer::Prepared(id)) if id == transfer_id)
+            {
+                self.answers.remove(request);
+            }
+        }
+        old.len()
+    }
+
+    /// `AccountUpdate`s of the configured accounts: of every one when `heartbeat` (a
+    /// heartbeat repeats the latest change with a newer `ts`), otherwise only of those whose
+    /// balance changed since their last update (a new change).
+    pub fn account_updates(&mut self, now: DateTime<Utc>, heartbeat: bool) -> Vec<IncomingMessage> {
+        let keys: Vec<(i64, i64)> = self
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.config.is_some() && (heartbeat || a.changed))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut updates = Vec::with_capacity(keys.len());
+        for (debtor_id, creditor_id) in keys {
+            let account = self.accounts.get_mut(&(debtor_id, creditor_id)).unwrap();
+            if account.changed {
+                account.changed = false;
+                account.last_change = next_change(account.last_change, now);
+            }
+            updates.push(self.account_update(debtor_id, creditor_id, now));
+        }
+        updates
+    }
+
+    /// The `AccountUpdate` of a configured account as it is now.
+    fn account_update(
+        &self,
+        debtor_id: i64,
+        creditor_id: i64,
+        now: DateTime<Utc>,
+    ) -> IncomingMessage {
+        let a = &self.accounts[&(debtor_id, creditor_id)];
+        let config = a.config.clone().unwrap_or(AccountConfig {
+            ts: a.last_change.0,
+            seqnum: 0,
+            negligible_amount: 0.0,
+            config_data: String::new(),
+            config_flags: 0,
+        });
+        let iri = self
+            .debtor_info_iris
+            .get(&debtor_id)
+            .cloned()
+            .unwrap_or_default();
+        IncomingMessage::AccountUpdate(AccountUpdate {
+            debtor_id,
+            creditor_id,
+            creation_date: a.creation_date,
+            last_change_ts: a.last_change.0,
+            last_change_seqnum: a.last_change.1,
+            principal: a.principal,
+            interest: 0.0,
+            interest_rate: self.interest_rate,
+            last_interest_rate_change_ts: a
+                .creation_date
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc(),
+            last_config_ts: config.ts,
+            last_config_seqnum: config.seqnum,
+            negligible_amount: config.negligible_amount,
+            config_flags: config.config_flags,
+            config_data: config.config_data,
+            account_id: a.account_id.clone(),
+            debtor_info_content_type: if iri.is_empty() {
+                String::new()
+            } else {
+                DEBTOR_INFO_CONTENT_TYPE.to_owned()
+            },
+            debtor_info_iri: iri,
+            debtor_info_sha256: String::new(),
+            last_transfer_number: a.last_transfer_number,
+            last_transfer_committed_at: a.last_transfer_committed_at,
+            demurrage_rate: self.demurrage_rate,
+            commit_period: self.commit_period,
+            transfer_note_max_bytes: self.transfer_note_max_bytes,
+            ts: now,
+            ttl: self.account_update_ttl,
+        })
+    }
+
+    /// `ConfigureAccount`: creates the account (zero balance, its creditor ID as account ID)
+    /// or changes its configuration when the request is newer, and answers `AccountUpdate`.
+    fn configure(&mut self, m: &ConfigureAccount, now: DateTime<Utc>) -> Vec<IncomingMessage> {
+        if !self.answer_configurations {
+            return Vec::new();
+        }
+        let key = (m.debtor_id, m.creditor_id);
+        let config = AccountConfig {
+            ts: m.ts,
+            seqnum: m.seqnum,
+            negligible_amount: m.negligible_amount,
+            config_data: m.config_data.clone(),
+            config_flags: m.config_flags,
+        };
+        match self.accounts.get_mut(&key) {
+            None => {
+                let account_id = m.creditor_id.to_string();
+                self.open_account(
+                    m.debtor_id,
+                    m.creditor_id,
+                    &account_id,
+                    0,
+                    now.date_naive(),
+                    0,
+                );
+                let account = self.accounts.get_mut(&key).unwrap();
+                account.config = Some(config);
+                account.last_change = (now, 1);
+                account.last_transfer_committed_at = now;
+            }
+            Some(account) => {
+                let newer = account
+                    .config
+                    .as_ref()
+                    .is_none_or(|old| (m.ts, m.seqnum) > (old.ts, old.seqnum));
+                if newer {
+                    account.config = Some(config);
+                    account.last_change = next_change(account.last_change, now);
+                }
+            }
+        }
+        vec![self.account_update(m.debtor_id, m.creditor_id, now)]
+    }
+
     /// Handles one request; returns the messages the authority sends back.
     pub fn handle(
         &mut self,
@@ -227,7 +476,7 @@ impl Authority {
     ) -> Vec<IncomingMessage> {
         *self.received.entry(message.message_type()).or_default() += 1;
         match message {
-            OutgoingMessage::ConfigureAccount(_) => Vec::new(),
+            OutgoingMessage::ConfigureAccount(m) => self.configure(m, now),
             OutgoingMessage::PrepareTransfer(m) => vec![self.prepare(m, now)],
             OutgoingMessage::FinalizeTransfer(m) => self.finalize(m, now),
             other => panic!(
@@ -346,6 +595,7 @@ impl Authority {
                 locked_amount,
                 prepared_at: now,
                 outcome: None,
+                finalized_at: None,
             },
         );
         Answer::Prepared(transfer_id)
@@ -397,7 +647,9 @@ impl Authority {
             )
         };
         let total_locked_amount = self.accounts[&sender_key].locked;
-        self.transfers.get_mut(&t.transfer_id).unwrap().outcome = Some(outcome);
+        let finalized = self.transfers.get_mut(&t.transfer_id).unwrap();
+        finalized.outcome = Some(outcome);
+        finalized.finalized_at = Some(now);
         let mut replies = vec![IncomingMessage::FinalizedTransfer(FinalizedTransfer {
             debtor_id: t.debtor_id,
             creditor_id: t.creditor_id,
@@ -446,6 +698,8 @@ impl Authority {
             account.principal += acquired_amount;
             let previous_transfer_number = account.last_transfer_number;
             account.last_transfer_number += 1;
+            account.last_transfer_committed_at = now;
+            account.changed = true;
             messages.push(IncomingMessage::AccountTransfer(AccountTransfer {
                 debtor_id: t.debtor_id,
                 creditor_id,
@@ -464,5 +718,14 @@ impl Authority {
             }));
         }
         messages
+    }
+}
+
+/// The change after `last`: now, or a new sequence number when the clock has not moved.
+fn next_change(last: (DateTime<Utc>, i32), now: DateTime<Utc>) -> (DateTime<Utc>, i32) {
+    if now > last.0 {
+        (now, last.1.wrapping_add(1))
+    } else {
+        (last.0, last.1.wrapping_add(1))
     }
 }
