@@ -77,6 +77,7 @@ rm -f "$logs/ready"
 # their turns every T/60 seconds, well inside the offers' window before phase 2 ends (a tenth
 # of the turn so far, docs/turns.md#worker-sub-phases); transfers are rolled every second.
 https_port=18443
+web_port="${WEBSERVER_PORT:-8080}"
 base_debtor_id=1000
 export SOLVER_POSTGRES_URL="$pg/$solver_db"
 export PROTOCOL_BROKER_URL="${PROTOCOL_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672}"
@@ -158,15 +159,18 @@ if [ ! -f "$logs/ready" ]; then
 fi
 start "solver" "$logs/solver.log" "$bin" solver
 
-# ---- WEBSERVER (admin API): not started yet; to be wired here, e.g. (it also needs ----
-# OAUTH2_INTROSPECT_URL, or APP_TRUST_USER_ID_HEADER=true behind a trusted proxy):
-# start "webserver" "$logs/webserver.log" env WEBSERVER_PORT=8080 "$bin" webserver
-# -------------------------------------------------------------------------------------
+# The admin API, on this machine only: no token server here, so it trusts the caller named in
+# X-Swpt-User-Id (a request without one is a superuser's) — never do this on a reachable port.
+start "webserver" "$logs/webserver.log" env APP_WEBSERVER_LISTEN_ADDRESS=127.0.0.1 \
+  WEBSERVER_PORT="$web_port" APP_TRUST_USER_ID_HEADER=true "$bin" webserver
 
 cat <<EOF
-Running: solver, worker 0 (0.#), worker 1 (1.#), simulator. Ctrl-C stops everything.
+Running: solver, worker 0 (0.#), worker 1 (1.#), simulator, webserver. Ctrl-C stops everything.
 Where to look:
-  $logs/{solver,worker-0,worker-1,simulator}.log    (APP_LOG_LEVEL=$APP_LOG_LEVEL)
+  http://127.0.0.1:$web_port/trade/.docs/swagger-ui/    (Swagger UI of the admin API)
+  curl http://127.0.0.1:$web_port/trade/turns           (every turn's figures)
+  curl http://127.0.0.1:$web_port/metrics               (the webserver's metrics)
+  $logs/{solver,worker-0,worker-1,simulator,webserver}.log    (APP_LOG_LEVEL=$APP_LOG_LEVEL)
   psql $SOLVER_POSTGRES_URL -c 'SELECT * FROM turn ORDER BY turn_id DESC LIMIT 5'
   psql $pg/${worker_dbs[0]} -c 'SELECT * FROM account_lock LIMIT 10'
   http://127.0.0.1:15672 (RabbitMQ, guest/guest): queues swpt_trade_0, swpt_trade_1, swpt_trade_simulator

@@ -354,6 +354,9 @@ pub struct WebConfig {
     pub threads: u32,
     /// `WEBSERVER_PORT`.
     pub port: u16,
+    /// `APP_WEBSERVER_LISTEN_ADDRESS`: the address the admin API listens on (default
+    /// `0.0.0.0`, every interface, as the reference's container does).
+    pub listen_address: std::net::IpAddr,
     /// `API_TITLE`.
     pub api_title: String,
     /// `API_VERSION`.
@@ -387,6 +390,7 @@ impl std::fmt::Debug for WebConfig {
             .field("processes", &self.processes)
             .field("threads", &self.threads)
             .field("port", &self.port)
+            .field("listen_address", &self.listen_address)
             .field("api_title", &self.api_title)
             .field("api_version", &self.api_version)
             .field("trust_user_id_header", &self.trust_user_id_header)
@@ -753,6 +757,16 @@ fn read_web(env: &EnvReader<'_>) -> Result<WebConfig, ConfigError> {
         processes: env.positive_at_most("WEBSERVER_PROCESSES", 1, MAX_PROCESSES.into())?,
         threads: env.positive_at_most("WEBSERVER_THREADS", 3, MAX_THREADS.into())?,
         port: env.count("WEBSERVER_PORT", 8080)?,
+        listen_address: {
+            let value = env.string("APP_WEBSERVER_LISTEN_ADDRESS", "0.0.0.0")?;
+            value.parse().map_err(|_| {
+                ConfigError::new(
+                    "APP_WEBSERVER_LISTEN_ADDRESS",
+                    &value,
+                    "must be an IP address, e.g. 0.0.0.0 or 127.0.0.1",
+                )
+            })?
+        },
         api_title: env.string("API_TITLE", "Trade API")?,
         api_version: env.string("API_VERSION", "v1")?,
         trust_user_id_header: env.bool("APP_TRUST_USER_ID_HEADER", false)?,

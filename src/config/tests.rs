@@ -732,3 +732,16 @@ fn web_and_metrics_settings_have_safe_defaults() {
     assert_eq!(c.web.oauth2_introspect_url, None);
     assert_eq!(c.metrics_port, None);
 }
+
+#[test]
+fn the_webserver_listens_where_it_is_told() {
+    let c = config_with(&[]).unwrap();
+    assert_eq!(c.web.listen_address.to_string(), "0.0.0.0");
+    let c = config_with(&[("APP_WEBSERVER_LISTEN_ADDRESS", "127.0.0.1")]).unwrap();
+    assert_eq!(c.web.listen_address.to_string(), "127.0.0.1");
+    let e = config_with(&[("APP_WEBSERVER_LISTEN_ADDRESS", "localhost")]).unwrap_err();
+    assert!(
+        e.to_string().contains("APP_WEBSERVER_LISTEN_ADDRESS"),
+        "{e}"
+    );
+}

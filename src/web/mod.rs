@@ -264,8 +264,14 @@ pub async fn run(config: Config, command: &str) -> anyhow::Result<()> {
     .disable_signals()
     .shutdown_signal(stop.cancelled_owned())
     .shutdown_timeout(config.processes.shutdown_timeout.as_secs().max(1))
-    .bind(("0.0.0.0", web_config.port))
-    .map_err(|e| anyhow::anyhow!("cannot listen on port {}: {e}", web_config.port))?
+    .bind((web_config.listen_address, web_config.port))
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}:{}: {e}",
+            web_config.listen_address,
+            web_config.port
+        )
+    })?
     .run();
     tracing::info!(
         "The admin API listens on port {} with {workers} workers.",
