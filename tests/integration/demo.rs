@@ -104,6 +104,57 @@ pub(crate) fn worker_env(
     env
 }
 
+/// The simulator's settings of a whole-system test: 24 creditors over 3 currencies, collector
+/// IDs in the default range, and the `ready_file` that tells when the solver may start.
+pub(crate) fn simulator_settings(
+    broker: &TestBroker,
+    solver_db: &TestDb,
+    worker_dbs: &[TestDb],
+    ready_file: &Path,
+) -> Settings {
+    Settings {
+        broker_url: broker.url.clone(),
+        solver_url: solver_db.url.clone(),
+        worker_urls: worker_dbs.iter().map(|db| db.url.clone()).collect(),
+        creditors: 24,
+        currencies: 3,
+        seed: 5,
+        https_port: 0,
+        base_debtor_id: BASE_DEBTOR_ID,
+        expected_base_locator: None,
+        first_creditor_id: 1,
+        min_trade_amount: 1000,
+        amount_cut: 1e-5,
+        interest_rate: 0.0,
+        commit_period: 31 * 86_400,
+        collector_ids: (0x0000_0100_0000_0000, 0x0000_0100_0000_07ff),
+        queue: "demo_simulator".into(),
+        heartbeat_period: Duration::from_secs(20),
+        transfers_timeout: Duration::from_secs(60),
+        traded_turns: Some(1),
+        ready_file: Some(ready_file.to_path_buf()),
+    }
+}
+
+/// The simulator's events as lines (shown when a test fails), and the sink that writes them.
+pub(crate) fn event_lines() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    simulator::EventSink,
+) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let events = Box::new(move |event: &Event| {
+        let line = match event {
+            Event::Note(note) => format!("note: {note}"),
+            Event::Ready => "ready".to_owned(),
+            Event::Turn(report) => report.line(),
+            Event::Failure(why) => format!("FAILURE: {why}"),
+        };
+        sink.lock().unwrap().push(line);
+    });
+    (lines, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_system_trades_and_every_turn_audits_clean() {
     let _whole_system = crate::util::WHOLE_SYSTEM.lock().await;
@@ -138,39 +189,9 @@ async fn the_whole_system_trades_and_every_turn_audits_clean() {
         })
         .collect();
 
-    let settings = Settings {
-        broker_url: broker.url.clone(),
-        solver_url: solver_db.url.clone(),
-        worker_urls: worker_dbs.iter().map(|db| db.url.clone()).collect(),
-        creditors: 24,
-        currencies: 3,
-        seed: 5,
-        https_port: 0,
-        base_debtor_id: BASE_DEBTOR_ID,
-        expected_base_locator: None,
-        first_creditor_id: 1,
-        min_trade_amount: 1000,
-        amount_cut: 1e-5,
-        interest_rate: 0.0,
-        commit_period: 31 * 86_400,
-        collector_ids: (0x0000_0100_0000_0000, 0x0000_0100_0000_07ff),
-        queue: "demo_simulator".into(),
-        heartbeat_period: Duration::from_secs(20),
-        transfers_timeout: Duration::from_secs(60),
-        traded_turns: Some(2),
-        ready_file: Some(ready_file.clone()),
-    };
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    let events = Box::new(move |event: &Event| {
-        let line = match event {
-            Event::Note(note) => format!("note: {note}"),
-            Event::Ready => "ready".to_owned(),
-            Event::Turn(report) => report.line(),
-            Event::Failure(why) => format!("FAILURE: {why}"),
-        };
-        sink.lock().unwrap().push(line);
-    });
+    let mut settings = simulator_settings(&broker, &solver_db, &worker_dbs, &ready_file);
+    settings.traded_turns = Some(2);
+    let (lines, events) = event_lines();
     let stop = CancellationToken::new();
     let simulation = tokio::spawn(simulator::run(settings, stop.clone(), events));
 

@@ -7,10 +7,12 @@
 
 use std::time::Duration;
 
-use swpt_trade::simulator::{self, Event, Settings};
+use swpt_trade::simulator;
 use tokio_util::sync::CancellationToken;
 
-use crate::demo::{BASE_DEBTOR_ID, BIN, Process, common_env, worker_env};
+use crate::demo::{
+    BASE_DEBTOR_ID, BIN, Process, common_env, event_lines, simulator_settings, worker_env,
+};
 use crate::handlers::count;
 use crate::util::{BrokerProxy, TestBroker, TestDb};
 
@@ -50,39 +52,11 @@ async fn a_killed_worker_and_broken_connections_lose_no_money() {
         .map(|i| Process::spawn(&format!("worker-{i}"), &dir, &["worker"], &env_of(i)))
         .collect();
 
-    let settings = Settings {
-        broker_url: broker.url.clone(),
-        solver_url: solver_db.url.clone(),
-        worker_urls: worker_dbs.iter().map(|db| db.url.clone()).collect(),
-        creditors: 24,
-        currencies: 3,
-        seed: 7,
-        https_port: 0,
-        base_debtor_id: BASE_DEBTOR_ID,
-        expected_base_locator: None,
-        first_creditor_id: 1,
-        min_trade_amount: 1000,
-        amount_cut: 1e-5,
-        interest_rate: 0.0,
-        commit_period: 31 * 86_400,
-        collector_ids: (0x0000_0100_0000_0000, 0x0000_0100_0000_07ff),
-        queue: "faults_simulator".into(),
-        heartbeat_period: Duration::from_secs(20),
-        transfers_timeout: Duration::from_secs(90),
-        traded_turns: Some(1),
-        ready_file: Some(ready_file.clone()),
-    };
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    let events = Box::new(move |event: &Event| {
-        let line = match event {
-            Event::Note(note) => format!("note: {note}"),
-            Event::Ready => "ready".to_owned(),
-            Event::Turn(report) => report.line(),
-            Event::Failure(why) => format!("FAILURE: {why}"),
-        };
-        sink.lock().unwrap().push(line);
-    });
+    let mut settings = simulator_settings(&broker, &solver_db, &worker_dbs, &ready_file);
+    settings.seed = 7;
+    settings.queue = "faults_simulator".into();
+    settings.transfers_timeout = Duration::from_secs(90);
+    let (lines, events) = event_lines();
     let stop = CancellationToken::new();
     let simulation = tokio::spawn(simulator::run(settings, stop.clone(), events));
     let describe = |what: &str, processes: &[&Process]| {
