@@ -2,11 +2,8 @@
 //! `docs/messages.md#debtor-info`).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context as _;
-
-use super::FetchArgs;
+use super::{FetchArgs, seconds_option};
 use crate::config::{self, Config};
 use crate::db::{PoolSettings, WorkerPool};
 use crate::debtors::fetch::{FetchJob, FetchSettings, Fetcher};
@@ -37,15 +34,12 @@ pub fn jobs(
             config::check_count("--connections", connections, config::MAX_CONNECTIONS)?;
     }
     if let Some(seconds) = args.timeout {
-        settings.timeout = seconds_option("--timeout", seconds)?;
+        settings.timeout = seconds_option("--timeout", Some(seconds), settings.timeout)?;
     }
     if settings.timeout.is_zero() {
         anyhow::bail!("the HTTP fetch timeout must be positive (HTTP_FETCH_TIMEOUT, --timeout)");
     }
-    let period = match args.wait {
-        Some(seconds) => seconds_option("--wait", seconds)?,
-        None => config.processes.http_fetch_period,
-    };
+    let period = seconds_option("--wait", args.wait, config.processes.http_fetch_period)?;
     let pool = WorkerPool::build(
         &config.db.worker_url,
         PoolSettings::from_config(config, processes.max(1) as usize),
@@ -60,10 +54,6 @@ pub fn jobs(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok((jobs, Schedule::every(period, args.quit_early)))
-}
-
-fn seconds_option(name: &str, seconds: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(seconds).with_context(|| format!("invalid {name} value: {seconds}"))
 }
 
 /// Spawns the fetcher jobs of `args` (see [`jobs`]) on `runner`: what `fetch_debtor_infos`

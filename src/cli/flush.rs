@@ -2,9 +2,6 @@
 //! `docs/operations.md#commands`). The flushers themselves are jobs of `outbox::flush`.
 
 use std::process::ExitCode;
-use std::time::Duration;
-
-use anyhow::Context as _;
 
 use super::FlushArgs;
 use crate::config::Config;
@@ -19,11 +16,7 @@ pub async fn run(
     config: &Config,
     command: &str,
 ) -> anyhow::Result<ExitCode> {
-    let period = match args.wait {
-        Some(seconds) => Duration::try_from_secs_f64(seconds)
-            .with_context(|| format!("invalid --wait value: {seconds}"))?,
-        None => config.processes.flush_period,
-    };
+    let period = super::seconds_option("--wait", args.wait, config.processes.flush_period)?;
     let processes = args.processes.unwrap_or(config.processes.flush_processes);
     crate::config::check_count("--processes", processes, crate::config::MAX_PROCESSES)?;
     let options = FlushOptions {

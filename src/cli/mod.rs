@@ -98,6 +98,24 @@ fn config_error(name: &str, e: &crate::config::ConfigError) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// A seconds option (`-w`, `-t`…): its value as a duration, or `default` when not given.
+///
+/// # Errors
+///
+/// A negative, infinite or NaN value, named with the option.
+pub(crate) fn seconds_option(
+    name: &str,
+    seconds: Option<f64>,
+    default: std::time::Duration,
+) -> anyhow::Result<std::time::Duration> {
+    use anyhow::Context as _;
+    match seconds {
+        Some(s) => std::time::Duration::try_from_secs_f64(s)
+            .with_context(|| format!("invalid {name} value: {s}")),
+        None => Ok(default),
+    }
+}
+
 /// Builds a multi-threaded tokio runtime for a command.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -24,11 +24,11 @@ pub fn job(
         .filter(|&t| t > 0)
         .unwrap_or(config.processes.handle_pristine_collectors_threads);
     config::check_count("--threads", threads, config::MAX_THREADS)?;
-    let period = match args.wait {
-        Some(seconds) => Duration::try_from_secs_f64(seconds)
-            .with_context(|| format!("invalid --wait value: {seconds}"))?,
-        None => config.processes.handle_pristine_collectors_period,
-    };
+    let period = super::seconds_option(
+        "--wait",
+        args.wait,
+        config.processes.handle_pristine_collectors_period,
+    )?;
     let pool_size = threads as usize + 1;
     let solver = SolverPool::build(
         config.solver_url()?,

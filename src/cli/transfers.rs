@@ -4,24 +4,12 @@
 //! `TRIGGER_TRANSFERS_PERIOD` seconds).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context as _;
-
-use super::{PeriodicArgs, RollTransfersArgs};
+use super::{PeriodicArgs, RollTransfersArgs, seconds_option};
 use crate::config::{self, Config};
 use crate::db::{PoolSettings, WorkerPool};
 use crate::jobs::{Runner, Schedule};
 use crate::transfers::{RollTransfers, TriggerTransfers};
-
-fn seconds_option(name: &str, seconds: Option<f64>, default: Duration) -> anyhow::Result<Duration> {
-    match seconds {
-        Some(s) => {
-            Duration::try_from_secs_f64(s).with_context(|| format!("invalid {name} value: {s}"))
-        }
-        None => Ok(default),
-    }
-}
 
 /// The `roll_transfers` job and its schedule.
 pub fn roll_job(

@@ -5,10 +5,6 @@
 
 use std::process::ExitCode;
 
-use std::time::Duration;
-
-use anyhow::Context as _;
-
 use super::{RollTurnsArgs, WaitArgs};
 use crate::config::{Config, ConfigError, parse::parse_duration};
 use crate::db::{PoolSettings, SolverPool, WorkerPool};
@@ -57,11 +53,7 @@ pub fn worker_job(
     config: &Config,
     command: &str,
 ) -> anyhow::Result<(RollWorkerTurns, Schedule)> {
-    let wait = match args.wait {
-        Some(seconds) => Duration::try_from_secs_f64(seconds)
-            .with_context(|| format!("invalid --wait value: {seconds}"))?,
-        None => config.turn.roll_worker_turns_wait,
-    };
+    let wait = super::seconds_option("--wait", args.wait, config.turn.roll_worker_turns_wait)?;
     let job = RollWorkerTurns {
         solver: SolverPool::build(
             config.solver_url()?,

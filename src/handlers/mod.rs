@@ -223,10 +223,11 @@ impl Handler<'_> {
             Self::AccountTransfer(m) => transfers::account_transfer(conn, config, m, now).await,
             Self::ReviseAccountLock(m) => locks::revise_account_lock(conn, m, now).await,
             Self::StartSending(m) => {
-                transfers::start_stage(conn, transfers::sending_key(m), Stage::Sending, now).await
+                let key = transfers::status_key(m.collector_id, m.turn_id, m.debtor_id);
+                transfers::start_stage(conn, key, Stage::Sending, now).await
             }
             Self::StartDispatching(m) => {
-                let key = transfers::dispatching_key(m);
+                let key = transfers::status_key(m.collector_id, m.turn_id, m.debtor_id);
                 transfers::start_stage(conn, key, Stage::Dispatching, now).await
             }
             Self::AccountIdRequest(m) => transfers::account_id_request_handler(conn, m, now).await,

@@ -14,7 +14,7 @@ use crate::db::worker::locks as lock_db;
 use crate::db::worker::transfers::{self as db, AttemptKey, EarlyKind, Stage, StatusKey};
 use crate::messages::{
     AccountIdRequest, AccountIdResponse, AccountTransfer, FinalizedTransfer, PrepareTransfer,
-    PreparedTransfer, RejectedTransfer, StartDispatching, StartSending, TriggerTransfer,
+    PreparedTransfer, RejectedTransfer, TriggerTransfer,
 };
 use crate::outbox;
 use crate::transfers::attempts::{
@@ -23,6 +23,19 @@ use crate::transfers::attempts::{
 use crate::transfers::{
     AGENT_TRANSFER_NOTE_FORMAT, NoteKind, TransferNote, collector_trade_position,
 };
+
+/// The attempt that a `TriggerTransfer` or `AccountIdResponse` names.
+macro_rules! attempt_key {
+    ($m:expr) => {
+        AttemptKey::new(
+            $m.collector_id,
+            $m.turn_id,
+            $m.debtor_id,
+            $m.creditor_id,
+            $m.is_dispatching,
+        )
+    };
+}
 
 /// The settings of transfer attempts.
 fn attempt_settings(config: &Config) -> AttemptSettings {
@@ -363,13 +376,7 @@ pub async fn trigger_transfer(
     m: &TriggerTransfer,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let key = AttemptKey::new(
-        m.collector_id,
-        m.turn_id,
-        m.debtor_id,
-        m.creditor_id,
-        m.is_dispatching,
-    );
+    let key = attempt_key!(m);
     if let Some(mut attempt) = db::lock_attempt(conn, key).await? {
         trigger_if_possible(conn, config, key, &mut attempt, now).await?;
     }
@@ -420,13 +427,7 @@ pub async fn account_id_response(
     m: &AccountIdResponse,
     now: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let key = AttemptKey::new(
-        m.collector_id,
-        m.turn_id,
-        m.debtor_id,
-        m.creditor_id,
-        m.is_dispatching,
-    );
+    let key = attempt_key!(m);
     let Some(mut attempt) = db::lock_attempt(conn, key).await? else {
         return Ok(());
     };
@@ -501,20 +502,11 @@ pub async fn start_stage(
     Ok(())
 }
 
-/// The status key of a `StartSending` message.
-pub fn sending_key(m: &StartSending) -> StatusKey {
+/// The status key of a `StartSending` or `StartDispatching` message.
+pub fn status_key(collector_id: i64, turn_id: i32, debtor_id: i64) -> StatusKey {
     StatusKey {
-        collector_id: m.collector_id,
-        turn_id: m.turn_id,
-        debtor_id: m.debtor_id,
-    }
-}
-
-/// The status key of a `StartDispatching` message.
-pub fn dispatching_key(m: &StartDispatching) -> StatusKey {
-    StatusKey {
-        collector_id: m.collector_id,
-        turn_id: m.turn_id,
-        debtor_id: m.debtor_id,
+        collector_id,
+        turn_id,
+        debtor_id,
     }
 }
