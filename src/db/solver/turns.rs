@@ -184,24 +184,6 @@ pub async fn enter_phase2(
     Ok(())
 }
 
-/// Phase 3: the money moves from `collection_started_at` on.
-pub async fn enter_phase3(
-    conn: &mut AsyncPgConnection,
-    turn_id: i32,
-    collection_started_at: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::update(turn::table.find(turn_id))
-        .set((
-            turn::phase.eq(3),
-            turn::phase_deadline.eq(None::<DateTime<Utc>>),
-            turn::collection_started_at.eq(collection_started_at),
-        ))
-        .execute(conn)
-        .await?;
-    metrics::counter!("swpt_trade_turn_phase_changes_total", "phase" => "3").increment(1);
-    Ok(())
-}
-
 /// Deletes the phase-1 inputs (`debtor_info`, `confirmed_debtor`) of every turn past phase 1,
 /// including rows that late workers inserted after the transition.
 pub async fn delete_phase1_inputs(conn: &mut AsyncPgConnection) -> QueryResult<()> {
