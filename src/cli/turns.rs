@@ -39,10 +39,11 @@ pub async fn run(args: RollTurnsArgs, config: &Config, command: &str) -> anyhow:
         command,
     )?;
     let runner = Runner::on_signals(config.processes.shutdown_timeout);
+    // The recorder first, so that nothing the jobs count is lost.
+    crate::prometheus::spawn_server(&runner, config.metrics_port);
     let mut schedule = Schedule::every(check_interval, args.quit_early);
     schedule.jitter = 0.0; // turns are scheduled by the clock, not spread out
     runner.spawn_job(RollTurns { pool, settings }, schedule);
-    crate::prometheus::spawn_server(&runner, config.metrics_port);
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         quit_early: false,
     };
     let runner = Runner::on_signals(config.processes.shutdown_timeout);
+    // The recorder first: messages consumed before it is installed would not be counted.
+    crate::prometheus::spawn_server(&runner, config.metrics_port);
     let config = Arc::new(config);
     let realm = config.sharding_realm;
     let handlers = Arc::new(Handlers::new(config.clone(), "worker")?);
@@ -67,7 +69,6 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
              are requested."
         );
     }
-    crate::prometheus::spawn_server(&runner, config.metrics_port);
     runner.wait().await?;
     Ok(ExitCode::SUCCESS)
 }
