@@ -8,6 +8,8 @@
 //! search over the residual network with reduced costs (node potentials keep them
 //! non-negative) finds the length of the shortest paths; then Dinic's blocking flows push
 //! along every shortest path at once, until none is left and the next Dijkstra search starts.
+//! Each blocking flow's level graph comes from a bidirectional breadth-first search, pruned to
+//! the nodes on some shortest path (see [`Network::levels`]).
 //!
 //! Arcs may be removed between solves ([`Network::remove`]): the removed flow becomes an
 //! imbalance at the arc's ends, the potentials stay valid (removing an arc removes residual
@@ -48,8 +50,13 @@ pub struct Network {
     stamp: u32,
     /// The buckets of the Dijkstra search's queue, by distance.
     buckets: Vec<Vec<u32>>,
-    /// The nodes of the current round, in level order.
+    /// The nodes of the current round, in level order; then its alive sources.
     queue: Vec<u32>,
+    /// Work lists of [`levels`](Self::levels).
+    back: Vec<u32>,
+    next: Vec<u32>,
+    /// Nodes that may have a deficit.
+    sinks: Vec<u32>,
     /// The number of Dijkstra searches so far.
     pub phases: u32,
     /// The number of blocking flows so far.
@@ -72,12 +79,17 @@ struct Node {
     /// `epoch` when the node is in the ball of the last Dijkstra search: at distance at most
     /// that of the nearest deficit, where every shortest path lies.
     ball: u32,
-    /// `stamp` when the node has a level in the current round (and is no dead end).
+    /// `stamp` when the node is alive in the current round (on a shortest path from a source
+    /// to a deficit, and no dead end yet); `stamp − 2` when the forward search reached it.
     seen: u32,
     /// The node's Dinic level in the current round.
     level: u32,
     /// The Dinic cursor: the next entry to try in the current round.
     cursor: u32,
+    /// `stamp − 1` when the backward search of the current round reached the node.
+    back_seen: u32,
+    /// The node's distance to the nearest deficit, when the backward search reached it.
+    back_level: u32,
 }
 
 impl Network {
@@ -128,6 +140,7 @@ impl Network {
         }
         drop((order, moved));
         let sources = (0..n as u32).filter(|&v| excess[v as usize] > 0).collect();
+        let sinks = (0..n as u32).filter(|&v| excess[v as usize] < 0).collect();
         Network {
             start,
             to,
@@ -144,6 +157,8 @@ impl Network {
                     seen: 0,
                     level: UNSEEN,
                     cursor: 0,
+                    back_seen: 0,
+                    back_level: 0,
                 };
                 n
             ],
@@ -151,6 +166,9 @@ impl Network {
             stamp: 1,
             buckets: vec![Vec::new(); BUCKETS],
             queue: Vec::new(),
+            back: Vec::new(),
+            next: Vec::new(),
+            sinks,
             phases: 0,
             rounds: 0,
         }
@@ -177,6 +195,7 @@ impl Network {
         self.excess[head] -= x;
         if x > 0 {
             self.sources.push(tail as u32);
+            self.sinks.push(head as u32);
         }
         self.res[take] = 0;
         self.res[give] = 0;
@@ -299,50 +318,178 @@ impl Network {
         true
     }
 
-    /// Dinic levels over the admissible entries (reduced cost 0, residual capacity) inside the
-    /// ball, from every node with excess, up to the level of the nearest deficit; true if a
-    /// deficit is reached.
+    /// Dinic levels of the shortest admissible paths (entries of reduced cost 0 with residual
+    /// capacity) from the nodes with excess to those with a deficit; true if there is one.
+    ///
+    /// The search is bidirectional: layer by layer forwards from the sources and backwards
+    /// from the deficits, always the side whose next layer has fewer entries to read, until
+    /// the two meet. Late in a solve a few sources and deficits are left, and the admissible
+    /// network is a small world in which a one-sided search reaches almost every node first.
+    /// Then the nodes on some shortest path are marked *alive* (`seen == stamp`): walking back
+    /// from the meeting layer over the forward side, and on from it over the backward side. A
+    /// node's level is its distance from the sources.
     #[inline(never)]
     fn levels(&mut self) -> bool {
-        self.stamp += 1;
+        self.stamp += 3;
         self.rounds += 1;
-        let stamp = self.stamp;
-        self.queue.clear();
+        let (fwd, bwd, alive) = (self.stamp - 2, self.stamp - 1, self.stamp);
+        let epoch = self.epoch;
+        let mut front = std::mem::take(&mut self.queue);
+        let mut back = std::mem::take(&mut self.back);
+        let mut next = std::mem::take(&mut self.next);
+        front.clear();
+        back.clear();
+        self.sinks.retain(|&v| self.excess[v as usize] < 0);
+        self.sinks.sort_unstable();
+        self.sinks.dedup();
         for &v in &self.sources {
-            if self.excess[v as usize] > 0 {
-                self.node[v as usize].seen = stamp;
-                self.node[v as usize].level = 0;
-                self.queue.push(v);
+            let node = &mut self.node[v as usize];
+            if self.excess[v as usize] > 0 && node.ball == epoch {
+                (node.seen, node.level) = (fwd, 0);
+                front.push(v);
             }
         }
-        let mut limit = UNSEEN;
-        let mut head = 0;
-        while head < self.queue.len() {
-            let v = self.queue[head] as usize;
-            head += 1;
-            self.node[v].cursor = self.start[v];
-            if self.excess[v] < 0 {
-                limit = limit.min(self.node[v].level);
-                continue;
+        for &v in &self.sinks {
+            let node = &mut self.node[v as usize];
+            if node.ball == epoch {
+                (node.back_seen, node.back_level) = (bwd, 0);
+                back.push(v);
             }
-            if self.node[v].level >= limit {
-                continue;
+        }
+        let width = |net: &Network, layer: &[u32]| -> usize {
+            layer
+                .iter()
+                .map(|&v| (net.start[v as usize + 1] - net.start[v as usize]) as usize)
+                .sum()
+        };
+        // `front` holds the last forward layer, `back` the last backward one.
+        let mut meet: Vec<u32> = Vec::new();
+        let mut depth = (0u32, 0u32);
+        while meet.is_empty() && !front.is_empty() && !back.is_empty() {
+            next.clear();
+            if width(self, &front) <= width(self, &back) {
+                let level = depth.0 + 1;
+                for &v in &front {
+                    let v = v as usize;
+                    for e in self.start[v] as usize..self.start[v + 1] as usize {
+                        if self.res[e] <= 0 {
+                            continue;
+                        }
+                        let w = (self.to[e] & !GIVE) as usize;
+                        let node = self.node[w];
+                        if node.seen != fwd && node.ball == epoch && self.reduced(v, e, w) == 0 {
+                            self.node[w].seen = fwd;
+                            self.node[w].level = level;
+                            next.push(w as u32);
+                            if node.back_seen == bwd {
+                                meet.push(w as u32);
+                            }
+                        }
+                    }
+                }
+                depth.0 = level;
+                std::mem::swap(&mut front, &mut next);
+            } else {
+                let level = depth.1 + 1;
+                for &w in &back {
+                    let w = w as usize;
+                    for f in self.start[w] as usize..self.start[w + 1] as usize {
+                        let v = (self.to[f] & !GIVE) as usize;
+                        let node = self.node[v];
+                        if node.back_seen == bwd || node.ball != epoch {
+                            continue;
+                        }
+                        let e = self.mate[f] as usize;
+                        if self.res[e] > 0 && self.reduced(v, e, w) == 0 {
+                            self.node[v].back_seen = bwd;
+                            self.node[v].back_level = level;
+                            next.push(v as u32);
+                            if node.seen == fwd {
+                                meet.push(v as u32);
+                            }
+                        }
+                    }
+                }
+                depth.1 = level;
+                std::mem::swap(&mut back, &mut next);
             }
-            let next = self.node[v].level + 1;
-            for e in self.start[v] as usize..self.start[v + 1] as usize {
-                let w = (self.to[e] & !GIVE) as usize;
-                if self.res[e] > 0
-                    && self.node[w].seen != stamp
-                    && self.node[w].ball == self.epoch
-                    && self.reduced(v, e, w) == 0
-                {
-                    self.node[w].seen = stamp;
-                    self.node[w].level = next;
-                    self.queue.push(w as u32);
+        }
+        let found = !meet.is_empty();
+        if found {
+            let total = depth.0 + depth.1;
+            // The meeting layer, then back over the forward side: `front` is the work list.
+            front.clear();
+            for &m in &meet {
+                let node = &mut self.node[m as usize];
+                node.level = depth.0;
+                node.seen = alive;
+                node.cursor = self.start[m as usize];
+                front.push(m);
+            }
+            let mut head = 0;
+            while head < front.len() {
+                let w = front[head] as usize;
+                head += 1;
+                let Some(prev) = self.node[w].level.checked_sub(1) else {
+                    continue;
+                };
+                for f in self.start[w] as usize..self.start[w + 1] as usize {
+                    let v = (self.to[f] & !GIVE) as usize;
+                    if self.node[v].seen != fwd || self.node[v].level != prev {
+                        continue;
+                    }
+                    let e = self.mate[f] as usize;
+                    if self.res[e] > 0 && self.reduced(v, e, w) == 0 {
+                        self.node[v].seen = alive;
+                        self.node[v].cursor = self.start[v];
+                        front.push(v as u32);
+                    }
                 }
             }
+            // The alive sources, for the blocking flow.
+            let mut sources: Vec<u32> = front
+                .iter()
+                .copied()
+                .filter(|&v| self.node[v as usize].level == 0)
+                .collect();
+            // On from the meeting layer over the backward side.
+            back.clear();
+            back.extend_from_slice(&meet);
+            let mut head = 0;
+            while head < back.len() {
+                let v = back[head] as usize;
+                head += 1;
+                let Some(down) = self.node[v].back_level.checked_sub(1) else {
+                    continue;
+                };
+                for e in self.start[v] as usize..self.start[v + 1] as usize {
+                    if self.res[e] <= 0 {
+                        continue;
+                    }
+                    let w = (self.to[e] & !GIVE) as usize;
+                    let node = self.node[w];
+                    if node.back_seen != bwd || node.back_level != down || node.seen == alive {
+                        continue;
+                    }
+                    if self.reduced(v, e, w) == 0 {
+                        let node = &mut self.node[w];
+                        node.seen = alive;
+                        node.level = total - down;
+                        node.cursor = self.start[w];
+                        back.push(w as u32);
+                    }
+                }
+            }
+            sources.sort_unstable();
+            front.clear();
+            front.extend_from_slice(&sources);
+        } else {
+            front.clear();
         }
-        limit != UNSEEN
+        self.queue = front;
+        self.back = back;
+        self.next = next;
+        found
     }
 
     /// Pushes excess along admissible entries of increasing level until no node with a deficit
@@ -432,6 +579,80 @@ mod tests {
             b[h as usize] += net.flow(a);
         }
         b.iter().all(|&x| x == 0)
+    }
+
+    /// True if the residual network of the flow has no cycle of negative cost (Bellman–Ford
+    /// from a virtual node joined to every node): the circulation is then a maximum one.
+    fn optimal(net: &Network, arcs: &[(u32, u32, i64)], removed: &[bool], n: usize) -> bool {
+        let mut residual: Vec<(usize, usize, i64)> = Vec::new();
+        for (a, &(t, h, c)) in arcs.iter().enumerate() {
+            let x = net.flow(a);
+            let cap = if removed[a] { 0 } else { c };
+            if x < cap {
+                residual.push((t as usize, h as usize, -1));
+            }
+            if x > 0 {
+                residual.push((h as usize, t as usize, 1));
+            }
+        }
+        let mut dist = vec![0i64; n];
+        for _ in 0..n {
+            let mut changed = false;
+            for &(u, v, w) in &residual {
+                if dist[u] + w < dist[v] {
+                    dist[v] = dist[u] + w;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn random_networks_get_a_maximum_circulation_also_after_removals() {
+        let mut rng = crate::solver::testgen::Rng::new(11);
+        for round in 0..300 {
+            // Bipartite like a market (hubs and traders), or any digraph.
+            let n = 4 + rng.below(40);
+            let m = n + rng.below(4 * n);
+            let hubs = 1 + rng.below(n / 2);
+            let arcs: Vec<(u32, u32, i64)> = (0..m)
+                .filter_map(|_| {
+                    let (mut t, mut h) = (rng.below(n), rng.below(n));
+                    if round % 2 == 0 {
+                        t = rng.below(hubs);
+                        h = hubs + rng.below(n - hubs);
+                        if rng.unit() < 0.5 {
+                            (t, h) = (h, t);
+                        }
+                    }
+                    (t != h).then(|| (t as u32, h as u32, 1 + rng.below(1000) as i64))
+                })
+                .collect();
+            let mut net = Network::new(n, &arcs);
+            let mut removed = vec![false; arcs.len()];
+            assert!(net.solve());
+            assert!(balanced(&net, &arcs, n), "round {round}");
+            assert!(optimal(&net, &arcs, &removed, n), "round {round}");
+            for _ in 0..3 {
+                for (a, gone) in removed.iter_mut().enumerate() {
+                    if !*gone && net.flow(a) > 0 && rng.unit() < 0.2 {
+                        net.remove(a);
+                        *gone = true;
+                    }
+                }
+                assert!(net.solve());
+                assert!(balanced(&net, &arcs, n), "round {round}");
+                assert!(optimal(&net, &arcs, &removed, n), "round {round}");
+                for (a, &(_, _, c)) in arcs.iter().enumerate() {
+                    let cap = if removed[a] { 0 } else { c };
+                    assert!((0..=cap).contains(&net.flow(a)), "round {round}");
+                }
+            }
+        }
     }
 
     #[test]
