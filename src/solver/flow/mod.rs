@@ -13,8 +13,10 @@
 //! 3. The repair, so that every arc's flow is 0 or worth at least `min_trade_amount` tokens:
 //!    first one or two rounds of re-optimisation (the arcs with too little flow are removed and
 //!    the circulation re-solved, which re-routes their flow at the least loss), then the fast
-//!    repair of `decompose.rs`: the circulation is decomposed into cycles and every cycle
-//!    through an arc with too little flow is dropped, until no such arc is left.
+//!    repair of `short_cycles.rs`: each arc with too little flow is emptied by taking its flow
+//!    off the shortest cycles through it (found over the currency-level graph of the flow), so
+//!    that the other arcs lose little, until no such arc is left. Cycles it cannot see are
+//!    left to `decompose.rs`, which decomposes the whole circulation into cycles.
 //! 4. Tokens: each arc's flow becomes whole tokens (rounded down), then per currency one token
 //!    is added to (or taken from) the legs that lost the most to rounding until the currency
 //!    is sold as much as bought. Every leg is within two tokens of its flow.
@@ -26,6 +28,7 @@
 
 mod decompose;
 pub mod network;
+mod short_cycles;
 
 use super::graph::index_traders;
 use super::market::{Market, Side};
@@ -369,8 +372,10 @@ fn solve_component(
             solved &= net.solve();
             flows = (0..arcs.len()).map(|j| net.flow(j)).collect();
         }
-        // The rest by the fast repair.
-        dust += decompose::drop_dust_cycles(c.nodes.len(), &arcs, &mut flows, dusty);
+        // The rest by the fast repair. The component's currencies come first (see `key`).
+        let ncur = market.currencies.len();
+        let hubs = c.nodes.partition_point(|&v| (v as usize) < ncur);
+        dust += short_cycles::drop_dust_short_cycles(c.nodes.len(), hubs, &arcs, &mut flows, dusty);
     }
     // Independent cycles of the flow's support: arcs − nodes + 1 per connected piece; counted
     // here as arcs − touched nodes + 1 (an estimate when the support falls apart).
