@@ -8,41 +8,37 @@
 //! breadth-first search over that graph finds the cycle through the arc with the fewest
 //! currencies, whose other arcs then lose as little as possible; the cycle's flow, up to the
 //! arc's, is taken off. An arc that falls below its minimum in turn is emptied the same way.
+//! The search meets in the middle: the currencies one step before the cycle's end are marked
+//! first, so most cycles are found among the first currencies the search reaches.
 //!
 //! A cycle through a trader whose pairs are not indexed (one with very many arcs) may be
 //! missed; the arcs the search cannot empty are left to the decomposition of `decompose.rs`.
 
-use std::collections::HashMap;
-
 /// At most this many pairs are indexed per trader.
 const PAIRS_PER_TRADER: usize = 256;
 
-/// The dense `(x, y)` table is used up to this many currencies (16 Mi entries).
-const DENSE_HUBS: usize = 4096;
-
 const NONE: u32 = u32::MAX;
+
+/// The most steps into a search's targets that are marked before it starts.
+const NEAR_STEPS: usize = 512;
 
 /// The pairs of the flow's traders, grouped by their two currencies.
 struct Pairs {
-    hubs: usize,
-    /// The group of `(x, y)`: a dense table, or a map for very many currencies.
-    dense: Vec<u32>,
-    sparse: HashMap<u64, u32>,
     /// Group `g`'s pairs are `arcs[start[g]..start[g + 1]]`, each `(x → trader, trader → y)`.
     start: Vec<u32>,
     arcs: Vec<(u32, u32)>,
     /// Group `g`'s first pair that may still carry flow.
     cursor: Vec<u32>,
-    /// The groups leaving currency `x` are `out[out_start[x]..out_start[x + 1]]`: `(y, g)`.
-    out_start: Vec<u32>,
-    out: Vec<(u32, u32)>,
+    /// The groups leaving each currency `x`, as `(y, g)`.
+    out: Rows<(u32, u32)>,
+    /// The groups entering each currency `y`, as `(x, g)`.
+    ins: Rows<(u32, u32)>,
 }
 
 impl Pairs {
     fn build(hubs: usize, arcs: &[(u32, u32, i64)], flows: &[i64], traders: &Adjacency) -> Pairs {
         let n = traders.ins.start.len() - 1;
-        let key = |x: u32, y: u32| x as u64 * hubs as u64 + y as u64;
-        let mut pairs: Vec<(u64, u32, u32)> = Vec::new();
+        let mut pairs: Vec<(u32, u32, u32, u32)> = Vec::new();
         for w in hubs..n {
             let mut taken = 0;
             'trader: for &i in traders.ins.of(w) {
@@ -52,77 +48,40 @@ impl Pairs {
                     }
                     let (x, y) = (arcs[i as usize].0, arcs[o as usize].1);
                     if x != y && flows[i as usize] > 0 && flows[o as usize] > 0 {
-                        pairs.push((key(x, y), i, o));
+                        pairs.push((x, y, i, o));
                         taken += 1;
                     }
                 }
             }
         }
         pairs.sort_unstable();
-        let dense_ok = hubs <= DENSE_HUBS;
-        let mut dense = if dense_ok {
-            vec![NONE; hubs * hubs]
-        } else {
-            Vec::new()
-        };
-        let mut sparse = HashMap::new();
-        let (mut start, mut groups) = (Vec::new(), Vec::<(u32, u32)>::new());
-        let mut last = u64::MAX;
-        for (p, &(k, _, _)) in pairs.iter().enumerate() {
-            if k != last {
-                let g = start.len() as u32;
+        let mut start = Vec::new();
+        let mut groups: Vec<(u32, u32)> = Vec::new();
+        for (p, &(x, y, _, _)) in pairs.iter().enumerate() {
+            if groups.last() != Some(&(x, y)) {
                 start.push(p as u32);
-                let (x, y) = ((k / hubs as u64) as u32, (k % hubs as u64) as u32);
                 groups.push((x, y));
-                if dense_ok {
-                    dense[k as usize] = g;
-                } else {
-                    sparse.insert(k, g);
-                }
-                last = k;
             }
         }
         start.push(pairs.len() as u32);
         let cursor = start[..start.len() - 1].to_vec();
-        // Groups are sorted by `x`, then `y`.
-        let mut out_start = vec![0u32; hubs + 1];
-        for &(x, _) in &groups {
-            out_start[x as usize + 1] += 1;
-        }
-        for x in 0..hubs {
-            out_start[x + 1] += out_start[x];
-        }
-        let out = groups
-            .iter()
-            .enumerate()
-            .map(|(g, &(_, y))| (y, g as u32))
-            .collect();
+        let numbered = || {
+            groups
+                .iter()
+                .enumerate()
+                .map(|(g, &(x, y))| (x, y, g as u32))
+        };
         Pairs {
-            hubs,
-            dense,
-            sparse,
             start,
-            arcs: pairs.into_iter().map(|(_, i, o)| (i, o)).collect(),
+            arcs: pairs.iter().map(|&(_, _, i, o)| (i, o)).collect(),
             cursor,
-            out_start,
-            out,
-        }
-    }
-
-    fn group(&self, x: u32, y: u32) -> u32 {
-        let k = x as u64 * self.hubs as u64 + y as u64;
-        if self.dense.is_empty() {
-            self.sparse.get(&k).copied().unwrap_or(NONE)
-        } else {
-            self.dense[k as usize]
+            out: Rows::new(hubs, numbered().map(|(x, y, g)| (x, (y, g)))),
+            ins: Rows::new(hubs, numbered().map(|(x, y, g)| (y, (x, g)))),
         }
     }
 
     /// Group `g`'s first pair with flow on both arcs, if any.
     fn live(&mut self, g: u32, flows: &[i64]) -> Option<(u32, u32)> {
-        if g == NONE {
-            return None;
-        }
         let end = self.start[g as usize + 1];
         let c = &mut self.cursor[g as usize];
         while *c < end {
@@ -136,32 +95,36 @@ impl Pairs {
     }
 }
 
-/// Arcs by node, in compressed rows.
-struct Rows {
+/// Items by node, in compressed rows.
+struct Rows<T = u32> {
     start: Vec<u32>,
-    items: Vec<u32>,
+    items: Vec<T>,
 }
 
-impl Rows {
-    fn new(n: usize, arcs: impl Iterator<Item = (u32, u32)> + Clone) -> Rows {
+impl<T: Copy + Default> Rows<T> {
+    fn new(n: usize, items: impl Iterator<Item = (u32, T)> + Clone) -> Rows<T> {
         let mut start = vec![0u32; n + 1];
-        for (v, _) in arcs.clone() {
+        for (v, _) in items.clone() {
             start[v as usize + 1] += 1;
         }
         for v in 0..n {
             start[v + 1] += start[v];
         }
         let mut next = start.clone();
-        let mut items = vec![0u32; start[n] as usize];
-        for (v, j) in arcs {
-            items[next[v as usize] as usize] = j;
+        let mut out = vec![T::default(); start[n] as usize];
+        for (v, item) in items {
+            out[next[v as usize] as usize] = item;
             next[v as usize] += 1;
         }
-        Rows { start, items }
+        Rows { start, items: out }
     }
 
-    fn of(&self, v: usize) -> &[u32] {
-        &self.items[self.start[v] as usize..self.start[v + 1] as usize]
+    fn range(&self, v: usize) -> std::ops::Range<usize> {
+        self.start[v] as usize..self.start[v + 1] as usize
+    }
+
+    fn of(&self, v: usize) -> &[T] {
+        &self.items[self.range(v)]
     }
 }
 
@@ -229,9 +192,14 @@ struct Search {
     mark: Vec<u32>,
     /// The currency it was reached from and the group used (`NONE` for a start).
     parent: Vec<(u32, u32)>,
+    /// The search for which each currency is a target, or one step from a target.
+    near: Vec<u32>,
+    /// For those: the group of that step (`NONE` for a target) and the target's index.
+    near_via: Vec<(u32, u32)>,
     round: u32,
     queue: Vec<u32>,
-    /// The current search's target currencies, with the arc that closes the cycle.
+    /// The current search's target currencies, with the arc that closes the cycle (`NONE`
+    /// when the cycle closes through the dusty arc itself).
     targets: Vec<(u32, u32)>,
 }
 
@@ -240,6 +208,8 @@ impl Search {
         Search {
             mark: vec![0; hubs],
             parent: vec![(NONE, NONE); hubs],
+            near: vec![0; hubs],
+            near_via: vec![(NONE, NONE); hubs],
             round: 0,
             queue: Vec::new(),
             targets: Vec::new(),
@@ -248,6 +218,9 @@ impl Search {
 
     /// Puts into `cycle` the arcs of a cycle through arc `j` with the fewest currencies among
     /// those the pairs show; false if there is none.
+    ///
+    /// The search meets in the middle: the currencies one step before a target are marked
+    /// first, and the forward search stops at the first currency it reaches that is marked.
     fn cycle_through(
         &mut self,
         j: usize,
@@ -257,7 +230,7 @@ impl Search {
         pairs: &mut Pairs,
         cycle: &mut Vec<u32>,
     ) -> bool {
-        let hubs = pairs.hubs as u32;
+        let hubs = self.mark.len() as u32;
         let (tail, head, _) = arcs[j];
         // A sell arc (currency → trader) closes through the trader's buys: from each currency
         // the trader pays into, back to the arc's currency. A buy arc (trader → currency)
@@ -267,80 +240,106 @@ impl Search {
         } else {
             (tail as usize, false)
         };
+        let live = |b: u32| flows[b as usize] > 0 && b as usize != j;
         self.round += 1;
         let round = self.round;
-        self.queue.clear();
-        let start = |s: &mut Search, x: u32| {
-            if s.mark[x as usize] != round {
-                s.mark[x as usize] = round;
-                s.parent[x as usize] = (NONE, NONE);
-                s.queue.push(x);
-            }
-        };
-        // The arcs that close the cycle at the trader: `first` leaves it (sell), `last`
-        // enters it (buy).
-        let live = |b: u32| flows[b as usize] > 0;
-        if sell {
-            for &o in adjacency.outs.of(trader) {
-                if live(o) && o as usize != j {
-                    start(self, arcs[o as usize].1);
-                }
-            }
-        } else {
-            start(self, head);
-        }
-        // The currencies that close the cycle, each with its arc into the trader (buy).
         self.targets.clear();
         if sell {
             self.targets.push((tail, NONE));
         } else {
             for &i in adjacency.ins.of(trader) {
-                if live(i) && i as usize != j {
+                if live(i) {
                     self.targets.push((arcs[i as usize].0, i));
                 }
             }
         }
-        let target = |s: &Search, x: u32| s.targets.iter().find(|t| t.0 == x).map(|t| t.1);
+        for (t, &(y, _)) in self.targets.iter().enumerate() {
+            self.near[y as usize] = round;
+            self.near_via[y as usize] = (NONE, t as u32);
+        }
+        // The steps into the targets, unless they are so many that the forward search will
+        // reach a target sooner.
+        let steps: usize = self
+            .targets
+            .iter()
+            .map(|&(y, _)| pairs.ins.range(y as usize).len())
+            .sum();
+        for t in 0..self.targets.len() {
+            if steps > NEAR_STEPS {
+                break;
+            }
+            let y = self.targets[t].0;
+            for k in pairs.ins.range(y as usize) {
+                let (x, g) = pairs.ins.items[k];
+                if self.near[x as usize] != round && pairs.live(g, flows).is_some() {
+                    self.near[x as usize] = round;
+                    self.near_via[x as usize] = (g, t as u32);
+                }
+            }
+        }
+        self.queue.clear();
         let mut found = None;
-        for &x in &self.queue {
-            if let Some(closing) = target(self, x) {
-                found = Some((x, closing));
+        let starts: &[u32] = if sell {
+            adjacency.outs.of(trader)
+        } else {
+            std::slice::from_ref(&head)
+        };
+        for &b in starts {
+            // For a sell arc, each of the trader's buys starts at its currency.
+            let x = if sell {
+                if !live(b) {
+                    continue;
+                }
+                arcs[b as usize].1
+            } else {
+                b
+            };
+            if self.mark[x as usize] == round {
+                continue;
+            }
+            self.mark[x as usize] = round;
+            self.parent[x as usize] = (NONE, NONE);
+            self.queue.push(x);
+            if self.near[x as usize] == round {
+                found = Some(x);
                 break;
             }
         }
-        let mut head_of_queue = 0;
-        'search: while found.is_none() && head_of_queue < self.queue.len() {
-            let x = self.queue[head_of_queue];
-            head_of_queue += 1;
-            // A direct step to a target first, then the breadth-first step.
-            for t in 0..self.targets.len() {
-                let (y, closing) = self.targets[t];
-                let g = pairs.group(x, y);
-                if self.mark[y as usize] != round && pairs.live(g, flows).is_some() {
-                    self.mark[y as usize] = round;
-                    self.parent[y as usize] = (x, g);
-                    found = Some((y, closing));
-                    break 'search;
-                }
-            }
-            for k in pairs.out_start[x as usize]..pairs.out_start[x as usize + 1] {
-                let (y, g) = pairs.out[k as usize];
+        let mut next = 0;
+        'search: while found.is_none() && next < self.queue.len() {
+            let x = self.queue[next];
+            next += 1;
+            for k in pairs.out.range(x as usize) {
+                let (y, g) = pairs.out.items[k];
                 if self.mark[y as usize] == round || pairs.live(g, flows).is_none() {
                     continue;
                 }
                 self.mark[y as usize] = round;
                 self.parent[y as usize] = (x, g);
                 self.queue.push(y);
+                if self.near[y as usize] == round {
+                    found = Some(y);
+                    break 'search;
+                }
             }
         }
-        let Some((mut x, closing)) = found else {
+        let Some(meet) = found else {
             return false;
         };
         cycle.clear();
         cycle.push(j as u32);
+        let (step, t) = self.near_via[meet as usize];
+        if step != NONE {
+            let (i, o) = pairs
+                .live(step, flows)
+                .expect("the last step has a live pair");
+            cycle.extend([i, o]);
+        }
+        let closing = self.targets[t as usize].1;
         if closing != NONE {
             cycle.push(closing);
         }
+        let mut x = meet;
         loop {
             let (p, g) = self.parent[x as usize];
             if p == NONE {
@@ -349,8 +348,7 @@ impl Search {
             let (i, o) = pairs
                 .live(g, flows)
                 .expect("a group on the path has a live pair");
-            cycle.push(i);
-            cycle.push(o);
+            cycle.extend([i, o]);
             x = p;
         }
         if sell {
@@ -360,7 +358,7 @@ impl Search {
                 .of(trader)
                 .iter()
                 .copied()
-                .find(|&o| live(o) && o as usize != j && arcs[o as usize].1 == x)
+                .find(|&o| live(o) && arcs[o as usize].1 == x)
                 .expect("a start currency has its arc from the trader");
             cycle.push(first);
         }
