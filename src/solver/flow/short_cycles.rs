@@ -410,22 +410,24 @@ mod tests {
         }
     }
 
+    /// Currencies 0, 1, 2; traders 3 (sells 0, buys 1), 4 (sells 1, buys 0), 5 (sells 1, buys
+    /// 2), 6 (sells 2, buys 0). Flows: 0 → 3 → 1 → 4 → 0 carries 2, 0 → 3 → 1 → 5 → 2 → 6 → 0
+    /// carries 10.
+    const TWO_CYCLES: [(u32, u32, i64); 8] = [
+        (0, 3, 20),
+        (3, 1, 20),
+        (1, 4, 20),
+        (4, 0, 20),
+        (1, 5, 20),
+        (5, 2, 20),
+        (2, 6, 20),
+        (6, 0, 20),
+    ];
+    const TWO_CYCLES_FLOWS: [i64; 8] = [12, 12, 2, 2, 10, 10, 10, 10];
+
     #[test]
     fn the_shortest_cycle_through_a_dusty_arc_goes() {
-        // Currencies 0, 1, 2; traders 3 (sells 0, buys 1), 4 (sells 1, buys 0),
-        // 5 (sells 1, buys 2), 6 (sells 2, buys 0). Flows: 0 → 3 → 1 → 4 → 0 carries 2,
-        // 0 → 3 → 1 → 5 → 2 → 6 → 0 carries 10.
-        let arcs = [
-            (0, 3, 20),
-            (3, 1, 20),
-            (1, 4, 20),
-            (4, 0, 20),
-            (1, 5, 20),
-            (5, 2, 20),
-            (2, 6, 20),
-            (6, 0, 20),
-        ];
-        let mut flows = [12, 12, 2, 2, 10, 10, 10, 10];
+        let (arcs, mut flows) = (TWO_CYCLES, TWO_CYCLES_FLOWS);
         // Arc 2 (1 → 4) has too little: the short cycle through it loses 2, not the long one.
         let emptied = drop_dust_short_cycles(7, 3, &arcs, &mut flows, |_, x| x > 0 && x < 5);
         assert_eq!(emptied, 1);
@@ -436,17 +438,7 @@ mod tests {
     fn a_cascade_empties_what_falls_below() {
         // As above, with a minimum of 11: arc 2 goes with 2 of arcs 0 and 1, which leaves
         // them with 10, below the minimum too: everything goes.
-        let arcs = [
-            (0, 3, 20),
-            (3, 1, 20),
-            (1, 4, 20),
-            (4, 0, 20),
-            (1, 5, 20),
-            (5, 2, 20),
-            (2, 6, 20),
-            (6, 0, 20),
-        ];
-        let mut flows = [12, 12, 2, 2, 10, 10, 10, 10];
+        let (arcs, mut flows) = (TWO_CYCLES, TWO_CYCLES_FLOWS);
         drop_dust_short_cycles(7, 3, &arcs, &mut flows, |_, x| x > 0 && x < 11);
         assert_eq!(flows, [0; 8]);
     }
