@@ -162,7 +162,6 @@ pub fn drop_dust_short_cycles(
         if !dusty(j, flows[j]) {
             continue;
         }
-        emptied += 1;
         while flows[j] > 0 {
             if !search.cycle_through(j, arcs, flows, &adjacency, &mut pairs, &mut cycle) {
                 missed = true;
@@ -178,10 +177,13 @@ pub fn drop_dust_short_cycles(
                 }
             }
         }
+        if flows[j] == 0 {
+            emptied += 1;
+        }
     }
     if missed {
         // What the search missed (never seen on generated turns): the full decomposition.
-        super::decompose::drop_dust_cycles(n, arcs, flows, dusty);
+        emptied += super::decompose::drop_dust_cycles(n, arcs, flows, dusty);
     }
     emptied
 }
@@ -424,6 +426,34 @@ mod tests {
         (6, 0, 20),
     ];
     const TWO_CYCLES_FLOWS: [i64; 8] = [12, 12, 2, 2, 10, 10, 10, 10];
+
+    #[test]
+    fn a_cycle_the_index_misses_goes_to_the_decomposition() {
+        // Trader 34 receives currencies 0..17 and pays currencies 17..34: 289 pairs, of which
+        // the last ones (from currency 16) are not indexed. Trader 35 + i closes each cycle
+        // i → 34 → 17 + i → 35 + i → i, each with 10. Arc 67 (51 → 16) needs 15: the only
+        // cycle through it needs the pair (16, 33) of trader 34.
+        let (hub, k) = (34u32, 17u32);
+        let mut arcs = Vec::new();
+        let mut flows = Vec::new();
+        for i in 0..k {
+            arcs.extend([
+                (i, hub, 20),
+                (hub, k + i, 20),
+                (k + i, hub + 1 + i, 20),
+                (hub + 1 + i, i, 20),
+            ]);
+            flows.extend([10; 4]);
+        }
+        let before = flows.clone();
+        let n = (hub + 1 + k) as usize;
+        let dusty = |a: usize, x: i64| x > 0 && x < if a == 67 { 15 } else { 5 };
+        let emptied = drop_dust_short_cycles(n, hub as usize, &arcs, &mut flows, dusty);
+        assert_eq!(emptied, 1);
+        for (a, (&x, &y)) in flows.iter().zip(&before).enumerate() {
+            assert_eq!(x, if a >= 64 { 0 } else { y }, "arc {a}");
+        }
+    }
 
     #[test]
     fn the_shortest_cycle_through_a_dusty_arc_goes() {
