@@ -249,6 +249,18 @@ async fn dispatch(
     let _ = channel
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
         .await;
+    if stop.is_cancelled() && !failed.is_cancelled() {
+        // A stop finishes what the broker has already handed over (unless the handlers
+        // failed), rather than leaving it to be delivered again: the stream yields those
+        // deliveries, then ends once the cancellation is confirmed.
+        while let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
+        {
+            if tx.send(delivery).await.is_err() {
+                break;
+            }
+        }
+    }
     Ok(())
 }
 
