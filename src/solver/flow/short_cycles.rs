@@ -169,6 +169,11 @@ pub fn drop_dust_short_cycles(
             }
             let amount = cycle.iter().map(|&b| flows[b as usize]).min().unwrap_or(0);
             debug_assert!(amount > 0, "a found cycle carries flow");
+            if amount <= 0 {
+                // Never expected; left to the decomposition rather than looping.
+                missed = true;
+                break;
+            }
             for &b in &cycle {
                 let b = b as usize;
                 flows[b] -= amount;
