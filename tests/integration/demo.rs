@@ -136,6 +136,40 @@ pub(crate) fn simulator_settings(
     }
 }
 
+/// What went wrong, then the simulator's lines and the tail of each process's log.
+pub(crate) fn describe(
+    what: &str,
+    lines: &std::sync::Mutex<Vec<String>>,
+    processes: &[&Process],
+) -> String {
+    let mut text = format!("{what}\nsimulator:\n{}\n", lines.lock().unwrap().join("\n"));
+    for p in processes {
+        text.push_str(&p.tail());
+        text.push('\n');
+    }
+    text
+}
+
+/// The simulator's report within `wait`; otherwise it is stopped and the test panics with
+/// `describe` of why (`late` when it took too long).
+pub(crate) async fn simulator_report(
+    simulation: tokio::task::JoinHandle<anyhow::Result<simulator::Report>>,
+    wait: Duration,
+    stop: &CancellationToken,
+    late: &str,
+    describe: impl Fn(&str) -> String,
+) -> simulator::Report {
+    match tokio::time::timeout(wait, simulation).await {
+        Ok(Ok(Ok(report))) => report,
+        Ok(Ok(Err(e))) => panic!("{}", describe(&format!("the simulator failed: {e:#}"))),
+        Ok(Err(e)) => panic!("{}", describe(&format!("the simulator panicked: {e}"))),
+        Err(_) => {
+            stop.cancel();
+            panic!("{}", describe(late));
+        }
+    }
+}
+
 /// The simulator's events as lines (shown when a test fails), and the sink that writes them.
 pub(crate) fn event_lines() -> (
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -199,12 +233,7 @@ async fn the_whole_system_trades_and_every_turn_audits_clean() {
     let ready =
         crate::util::wait_until(Duration::from_secs(90), async || ready_file.exists()).await;
     let failure = |what: &str, processes: &[Process]| {
-        let mut text = format!("{what}\nsimulator:\n{}\n", lines.lock().unwrap().join("\n"));
-        for p in processes {
-            text.push_str(&p.tail());
-            text.push('\n');
-        }
-        text
+        describe(what, &lines, &processes.iter().collect::<Vec<_>>())
     };
     if !ready {
         stop.cancel();
@@ -229,22 +258,14 @@ async fn the_whole_system_trades_and_every_turn_audits_clean() {
     ]);
     processes.push(Process::spawn("solver", &dir, &["solver"], &solver_env));
 
-    let outcome = tokio::time::timeout(Duration::from_secs(150), simulation).await;
-    let report = match outcome {
-        Ok(Ok(Ok(report))) => report,
-        Ok(Ok(Err(e))) => panic!(
-            "{}",
-            failure(&format!("the simulator failed: {e:#}"), &processes)
-        ),
-        Ok(Err(e)) => panic!(
-            "{}",
-            failure(&format!("the simulator panicked: {e}"), &processes)
-        ),
-        Err(_) => {
-            stop.cancel();
-            panic!("{}", failure("no two traded turns in 150 s", &processes));
-        }
-    };
+    let report = simulator_report(
+        simulation,
+        Duration::from_secs(150),
+        &stop,
+        "no two traded turns in 150 s",
+        |what| failure(what, &processes),
+    )
+    .await;
     let summary = failure("", &processes);
     // Shown with `--nocapture`.
     println!("{}", lines.lock().unwrap().join("\n"));

@@ -11,7 +11,8 @@ use swpt_trade::simulator;
 use tokio_util::sync::CancellationToken;
 
 use crate::demo::{
-    BASE_DEBTOR_ID, BIN, Process, common_env, event_lines, simulator_settings, worker_env,
+    BASE_DEBTOR_ID, BIN, Process, common_env, describe, event_lines, simulator_report,
+    simulator_settings, worker_env,
 };
 use crate::handlers::count;
 use crate::util::{BrokerProxy, TestBroker, TestDb};
@@ -59,14 +60,7 @@ async fn a_killed_worker_and_broken_connections_lose_no_money() {
     let (lines, events) = event_lines();
     let stop = CancellationToken::new();
     let simulation = tokio::spawn(simulator::run(settings, stop.clone(), events));
-    let describe = |what: &str, processes: &[&Process]| {
-        let mut text = format!("{what}\nsimulator:\n{}\n", lines.lock().unwrap().join("\n"));
-        for p in processes {
-            text.push_str(&p.tail());
-            text.push('\n');
-        }
-        text
-    };
+    let describe = |what: &str, processes: &[&Process]| describe(what, &lines, processes);
     let ready =
         crate::util::wait_until(Duration::from_secs(90), async || ready_file.exists()).await;
     if !ready {
@@ -129,21 +123,14 @@ async fn a_killed_worker_and_broken_connections_lose_no_money() {
     }
     let mut all: Vec<&Process> = workers.iter().collect();
     all.push(&solver);
-    let report = match tokio::time::timeout(Duration::from_secs(5), simulation).await {
-        Ok(Ok(Ok(report))) => report,
-        Ok(Ok(Err(e))) => panic!(
-            "{}",
-            describe(&format!("the simulator failed: {e:#}"), &all)
-        ),
-        Ok(Err(e)) => panic!(
-            "{}",
-            describe(&format!("the simulator panicked: {e}"), &all)
-        ),
-        Err(_) => {
-            stop.cancel();
-            panic!("{}", describe("no traded turn in 180 s", &all));
-        }
-    };
+    let report = simulator_report(
+        simulation,
+        Duration::from_secs(5),
+        &stop,
+        "no traded turn in 180 s",
+        |what| describe(what, &all),
+    )
+    .await;
     let summary = describe(
         &format!("connections broken: {broken}, worker killed: {killed:?}"),
         &all,

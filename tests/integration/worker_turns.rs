@@ -13,8 +13,7 @@ use swpt_trade::handlers;
 use swpt_trade::messages::{AccountTransfer, IncomingMessage};
 use swpt_trade::sharding::{ShardingRealm, i16_hash};
 use swpt_trade::transfers::TransferNote;
-use swpt_trade::turns::schedule::epoch;
-use swpt_trade::turns::solver::{RollTurns, TurnSettings};
+use swpt_trade::turns::solver::RollTurns;
 use swpt_trade::turns::worker::{RollWorkerTurns, WorkerTurnSettings};
 
 use crate::handlers::count;
@@ -75,24 +74,7 @@ impl Network {
         for key in ["0.#", "1.#"] {
             shards.push((key.to_string(), TestDb::migrated(Database::Worker).await));
         }
-        let period = Duration::from_secs(86_400);
-        let since = (Utc::now() - epoch()).to_std().unwrap();
-        let offset = Duration::from_micros((since.as_micros() % period.as_micros()) as u64);
-        let solver = RollTurns {
-            pool: SolverPool::build(&solver_db.url, PoolSettings::new(4), "test").unwrap(),
-            settings: TurnSettings {
-                period,
-                period_offset: offset,
-                phase1_duration: Duration::from_secs(3600),
-                phase2_duration: Duration::from_secs(3600),
-                max_commit_period: Duration::from_secs(30 * 86_400),
-                base_debtor_info_locator: BASE_LOCATOR.into(),
-                base_debtor_id: BASE,
-                max_distance_to_base: 10,
-                min_trade_amount: 1000,
-                matcher: Default::default(),
-            },
-        };
+        let solver = crate::sim::day_turns(&solver_db.url);
         let workers = shards
             .iter()
             .map(|(key, db)| RollWorkerTurns {

@@ -50,6 +50,29 @@ pub const BASE: i64 = 666;
 pub const OTHER: i64 = 101;
 pub const THIRD: i64 = 303;
 pub const BASE_LOCATOR: &str = "https://example.com/666";
+
+/// The solver's turn loop on `solver_url`, with daily turns the first of which starts now,
+/// hour-long phases 1 and 2, the base currency `BASE` and a minimum trade of 1000.
+pub fn day_turns(solver_url: &str) -> RollTurns {
+    let period = Duration::from_secs(86_400);
+    let since = (Utc::now() - epoch()).to_std().unwrap();
+    let offset = Duration::from_micros((since.as_micros() % period.as_micros()) as u64);
+    RollTurns {
+        pool: SolverPool::build(solver_url, PoolSettings::new(4), "test").unwrap(),
+        settings: TurnSettings {
+            period,
+            period_offset: offset,
+            phase1_duration: Duration::from_secs(3600),
+            phase2_duration: Duration::from_secs(3600),
+            max_commit_period: Duration::from_secs(30 * 86_400),
+            base_debtor_info_locator: BASE_LOCATOR.into(),
+            base_debtor_id: BASE,
+            max_distance_to_base: 10,
+            min_trade_amount: 1000,
+            matcher: Default::default(),
+        },
+    }
+}
 pub const OTHER_LOCATOR: &str = "https://example.com/101";
 pub const THIRD_LOCATOR: &str = "https://example.com/303";
 /// The currencies, with their pegs to the base: `(debtor_id, locator, exchange rate)`.
@@ -349,24 +372,7 @@ impl Sim {
         collectors: Vec<Collector>,
     ) -> Self {
         let solver_db = TestDb::migrated(Database::Solver).await;
-        let period = Duration::from_secs(86_400);
-        let since = (Utc::now() - epoch()).to_std().unwrap();
-        let offset = Duration::from_micros((since.as_micros() % period.as_micros()) as u64);
-        let solver = RollTurns {
-            pool: SolverPool::build(&solver_db.url, PoolSettings::new(4), "test").unwrap(),
-            settings: TurnSettings {
-                period,
-                period_offset: offset,
-                phase1_duration: Duration::from_secs(3600),
-                phase2_duration: Duration::from_secs(3600),
-                max_commit_period: Duration::from_secs(30 * 86_400),
-                base_debtor_info_locator: BASE_LOCATOR.into(),
-                base_debtor_id: BASE,
-                max_distance_to_base: 10,
-                min_trade_amount: 1000,
-                matcher: Default::default(),
-            },
-        };
+        let solver = day_turns(&solver_db.url);
         let cut = options.amount_cut.to_string();
         let mut shards = Vec::new();
         for key in SHARD_KEYS {
