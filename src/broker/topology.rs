@@ -31,7 +31,8 @@ fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
 }
 
-const DURABLE_EXCHANGE: ExchangeDeclareOptions = ExchangeDeclareOptions {
+/// How every exchange of the service is declared.
+pub(crate) const DURABLE_EXCHANGE: ExchangeDeclareOptions = ExchangeDeclareOptions {
     passive: false,
     durable: true,
     auto_delete: false,

@@ -10,12 +10,13 @@
 
 use anyhow::Context as _;
 use lapin::options::{
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 
+use crate::broker::topology::DURABLE_EXCHANGE;
 use crate::broker::{CA_LOOPBACK_FILTER, CREDITORS_IN, CREDITORS_OUT, TO_TRADE};
 use crate::messages::{CONTENT_TYPE_JSON, IncomingMessage, OutgoingMessage};
 
@@ -132,14 +133,6 @@ pub fn from_service(m: &OutgoingMessage) -> Publication {
         body: envelope.body,
     }
 }
-
-const DURABLE_EXCHANGE: ExchangeDeclareOptions = ExchangeDeclareOptions {
-    passive: false,
-    durable: true,
-    auto_delete: false,
-    internal: false,
-    nowait: false,
-};
 
 /// Declares the service's exchanges (with the arguments `configure` uses, so either may come
 /// first) and the simulator's queue, bound to `creditors_out` with `#`. The queue is deleted
